@@ -1,0 +1,189 @@
+//! A minimal Docker Engine API client over a unix socket (one connection per request).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::{ErrorResponse, API_VERSION};
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiClientError {
+    /// The socket could not be reached.
+    #[error("cannot connect to the berth daemon at unix://{path}")]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// HTTP framing failed.
+    #[error("talking to the berth daemon")]
+    Http(#[source] hyper::Error),
+    /// The daemon answered an error.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Docker's `message`.
+        message: String,
+    },
+    /// The answer did not parse.
+    #[error("malformed answer from the berth daemon")]
+    Decode(#[source] serde_json::Error),
+}
+
+/// The client.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    socket: PathBuf,
+}
+
+impl ApiClient {
+    /// A client for the daemon at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> ApiClient {
+        ApiClient {
+            socket: socket.into(),
+        }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Sends a request; `path` is unversioned (`/images/json`) and gets `/v{API_VERSION}`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>, ApiClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ApiClientError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(ApiClientError::Http)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let uri = if path.starts_with("/_ping") {
+            path.to_string()
+        } else {
+            format!("/v{API_VERSION}{path}")
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "berth");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("valid request parts");
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(ApiClientError::Http)?;
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(ApiClientError::Http)?
+                .to_bytes();
+            let message = serde_json::from_slice::<ErrorResponse>(&bytes)
+                .map(|e| e.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
+            return Err(ApiClientError::Api {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Sends and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ApiClientError> {
+        let resp = self.request(method, path, body, &[]).await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(ApiClientError::Http)?
+            .to_bytes();
+        serde_json::from_slice(&bytes).map_err(ApiClientError::Decode)
+    }
+
+    /// Sends and ignores the body of a successful answer; returns the status.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<StatusCode, ApiClientError> {
+        let resp = self.request(method, path, body, &[]).await?;
+        let status = resp.status();
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(ApiClientError::Http)?;
+        Ok(status)
+    }
+
+    /// Calls a streaming endpoint and hands each JSON line to `on_line`.
+    pub async fn stream_lines<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        mut on_line: impl FnMut(T),
+    ) -> Result<(), ApiClientError> {
+        let resp = self.request(method, path, None, headers).await?;
+        let mut body = resp.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(ApiClientError::Http)?;
+            if let Some(data) = frame.data_ref() {
+                buf.extend_from_slice(data);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    on_line(serde_json::from_slice(&line).map_err(ApiClientError::Decode)?);
+                }
+            }
+        }
+        if !buf.iter().all(u8::is_ascii_whitespace) {
+            on_line(serde_json::from_slice(&buf).map_err(ApiClientError::Decode)?);
+        }
+        Ok(())
+    }
+
+    /// `GET /_ping`: whether a daemon answers.
+    pub async fn ping(&self) -> bool {
+        matches!(self.call(Method::GET, "/_ping", None).await, Ok(s) if s.is_success())
+    }
+}

@@ -1,0 +1,290 @@
+//! The content store: verified blobs as files, snapshots as directories keyed by chain ID, and
+//! the metadata (images, tags, digests, snapshot rows) in SQLite.
+//!
+//! Layout under the root:
+//! ```text
+//! blobs/sha256/<hex>          verified content, written temp + fsync + rename
+//! ingest/<hex>                partial downloads, resumed with Range requests
+//! snapshots/<chain-hex>/      one unpacked layer each (overlayfs lowerdir form)
+//! snapshots/.tmp-*            layers being unpacked; removed at start-up
+//! images.db                   SQLite, WAL mode
+//! ```
+
+mod db;
+mod gc;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use db::{ImageRecord, LayerRecord, NewImage};
+pub use gc::GcReport;
+
+use crate::digest::{Digest, DigestHasher};
+use crate::error::ImageError;
+
+/// The content store. Cheap to share behind an `Arc`.
+pub struct Store {
+    root: PathBuf,
+    db: Mutex<rusqlite::Connection>,
+    /// Held shared by pulls while they add content, exclusively by GC.
+    gc_lock: tokio::sync::RwLock<()>,
+}
+
+/// How to mount an image's layers, without mounting anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMounts {
+    /// Layer directories, topmost first, as overlayfs `lowerdir=` wants them.
+    pub lowerdirs: Vec<PathBuf>,
+}
+
+impl SnapshotMounts {
+    /// The overlayfs option string for these lowers plus an upper and work dir.
+    pub fn overlay_options(&self, upper: &Path, work: &Path) -> String {
+        let lowers: Vec<String> = self
+            .lowerdirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowers.join(":"),
+            upper.display(),
+            work.display()
+        )
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), ImageError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(ImageError::io("syncing directory", dir))
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and repairs what a crash left behind.
+    pub fn open(root: &Path) -> Result<Store, ImageError> {
+        for sub in ["blobs/sha256", "ingest", "snapshots"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(ImageError::io("creating", &p))?;
+        }
+        let conn = db::open(&root.join("images.db"))?;
+        let store = Store {
+            root: root.to_path_buf(),
+            db: Mutex::new(conn),
+            gc_lock: tokio::sync::RwLock::new(()),
+        };
+        store.repair()?;
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        // a panic while holding the lock leaves the connection usable; SQLite rolls back
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Shared guard held while content is added, so GC never removes it half-referenced.
+    pub async fn adding(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gc_lock.read().await
+    }
+
+    /// Where a verified blob lives.
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// Where a partial download of a blob lives.
+    pub fn ingest_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("ingest").join(d.hex())
+    }
+
+    /// Whether a verified blob is present.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Reads a whole blob.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>, ImageError> {
+        let p = self.blob_path(d);
+        fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ImageError::NotFound {
+                    name: format!("blob {d}"),
+                }
+            } else {
+                ImageError::io("reading blob", p)(e)
+            }
+        })
+    }
+
+    /// Verifies `data` against `digest` and stores it atomically.
+    pub fn write_blob(
+        &self,
+        what: &'static str,
+        digest: &Digest,
+        data: &[u8],
+    ) -> Result<(), ImageError> {
+        let mut h = DigestHasher::default();
+        h.update(data);
+        let actual = h.finish();
+        if &actual != digest {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: digest.clone(),
+                actual,
+                size: data.len() as u64,
+            });
+        }
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let dir = self.root.join("blobs/sha256");
+        let tmp = dir.join(format!(".tmp-{}-{}", digest.hex(), rand::random::<u32>()));
+        let mut f = File::create(&tmp).map_err(ImageError::io("creating", &tmp))?;
+        f.write_all(data)
+            .and_then(|_| f.sync_all())
+            .map_err(ImageError::io("writing", &tmp))?;
+        drop(f);
+        self.commit_file(&tmp, digest)
+    }
+
+    /// Moves a fully written and verified temp file into place as the blob `digest`.
+    pub fn commit_file(&self, tmp: &Path, digest: &Digest) -> Result<(), ImageError> {
+        let dst = self.blob_path(digest);
+        fs::rename(tmp, &dst).map_err(ImageError::io("renaming into the blob store", &dst))?;
+        fsync_dir(&self.root.join("blobs/sha256"))
+    }
+
+    /// The directory of a committed snapshot.
+    pub fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join("snapshots").join(chain_id.hex())
+    }
+
+    /// A fresh private directory to unpack a layer into before [`Store::commit_snapshot`].
+    pub fn snapshot_tmp(&self, chain_id: &Digest) -> Result<PathBuf, ImageError> {
+        let p = self.root.join("snapshots").join(format!(
+            ".tmp-{}-{}",
+            chain_id.short(),
+            rand::random::<u32>()
+        ));
+        fs::create_dir(&p).map_err(ImageError::io("creating snapshot", &p))?;
+        Ok(p)
+    }
+
+    /// Removes an unfinished snapshot directory.
+    pub fn discard_tmp(&self, tmp: &Path) {
+        if let Err(e) = fs::remove_dir_all(tmp) {
+            tracing::warn!(path = %tmp.display(), error = %e, "could not remove unfinished snapshot");
+        }
+    }
+
+    /// Whether the snapshot for `chain_id` is complete and recorded.
+    pub fn has_snapshot(&self, chain_id: &Digest) -> Result<bool, ImageError> {
+        db::has_snapshot(&self.conn(), chain_id)
+    }
+
+    /// Makes an unpacked layer a snapshot: syncs it, renames it into place, records it.
+    pub fn commit_snapshot(
+        &self,
+        tmp: &Path,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        size: u64,
+    ) -> Result<(), ImageError> {
+        let dst = self.snapshot_dir(chain_id);
+        let f = File::open(tmp).map_err(ImageError::io("opening snapshot", tmp))?;
+        rustix::fs::syncfs(&f).map_err(|e| ImageError::io("syncing snapshot", tmp)(e.into()))?;
+        if dst.exists() {
+            // committed meanwhile by another pull, or left over without a row: keep one copy
+            self.discard_tmp(tmp);
+        } else {
+            fs::rename(tmp, &dst).map_err(ImageError::io("renaming snapshot into place", &dst))?;
+            fsync_dir(&self.root.join("snapshots"))?;
+        }
+        db::insert_snapshot(&self.conn(), chain_id, diff_id, size)
+    }
+
+    /// Mount description for an image's layer chain (no mounting happens here).
+    pub fn mounts(&self, image: &ImageRecord) -> SnapshotMounts {
+        SnapshotMounts {
+            lowerdirs: image
+                .layers
+                .iter()
+                .rev()
+                .map(|l| self.snapshot_dir(&l.chain_id))
+                .collect(),
+        }
+    }
+
+    /// Records a pulled image and points its tag and digest names at it, in one transaction.
+    pub fn put_image(&self, img: &NewImage) -> Result<(), ImageError> {
+        db::put_image(&mut self.conn(), img)
+    }
+
+    /// All images.
+    pub fn list_images(&self) -> Result<Vec<ImageRecord>, ImageError> {
+        db::list_images(&self.conn())
+    }
+
+    /// Finds an image by tag, `name@digest`, full ID, or unique ID prefix.
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord, ImageError> {
+        db::resolve(&self.conn(), name)
+    }
+
+    /// Points the canonical tag `tagged` (`domain/path:tag`) at `image_id`.
+    pub fn set_tag(&self, tagged: &str, image_id: &Digest) -> Result<(), ImageError> {
+        db::set_tag(&self.conn(), tagged, image_id)
+    }
+
+    /// Removes a tag or digest name; returns whether it existed.
+    pub fn remove_name(&self, name: &str) -> Result<bool, ImageError> {
+        db::remove_name(&self.conn(), name)
+    }
+
+    /// Deletes an image row (its names must already be gone or are dropped with it).
+    pub fn delete_image(&self, id: &Digest) -> Result<(), ImageError> {
+        db::delete_image(&mut self.conn(), id)
+    }
+
+    /// Removes the partial state a crash may have left: unfinished snapshot dirs, temp blobs,
+    /// snapshot dirs without rows, rows without dirs (and images that relied on them).
+    fn repair(&self) -> Result<(), ImageError> {
+        let snaps = self.root.join("snapshots");
+        let recorded = db::snapshot_ids(&self.conn())?;
+        let mut on_disk = std::collections::HashSet::new();
+        for entry in fs::read_dir(&snaps).map_err(ImageError::io("listing", &snaps))? {
+            let entry = entry.map_err(ImageError::io("listing", &snaps))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") || !recorded.contains(&name) {
+                tracing::info!(snapshot = name, "removing unfinished snapshot");
+                self.discard_tmp(&entry.path());
+            } else {
+                on_disk.insert(name);
+            }
+        }
+        let missing: Vec<String> = recorded.difference(&on_disk).cloned().collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                count = missing.len(),
+                "snapshots recorded but missing on disk; dropping them and their images"
+            );
+            db::drop_snapshots(&mut self.conn(), &missing)?;
+        }
+        let blobs = self.root.join("blobs/sha256");
+        for entry in fs::read_dir(&blobs).map_err(ImageError::io("listing", &blobs))? {
+            let entry = entry.map_err(ImageError::io("listing", &blobs))?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! One file per command group: its `Args` and its `run`.
+
+pub mod daemon;
+pub mod images;
+pub mod login;
+pub mod pull;
+pub mod system;

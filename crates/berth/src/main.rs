@@ -1,0 +1,116 @@
+//! The `berth` binary: the CLI (a client of the Docker Engine API) and `berth daemon`.
+
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::GlobalArgs;
+
+/// Environment variables berth reads.
+pub struct EnvVars;
+
+impl EnvVars {
+    /// State directory (like `--root`).
+    pub const BERTH_ROOT: &'static str = "BERTH_ROOT";
+    /// Daemon socket (like `-H`).
+    pub const BERTH_HOST: &'static str = "BERTH_HOST";
+    /// Directory holding berth's `config.json` (credentials).
+    pub const BERTH_CONFIG: &'static str = "BERTH_CONFIG";
+    /// Docker's config directory, read for credentials too.
+    pub const DOCKER_CONFIG: &'static str = "DOCKER_CONFIG";
+    /// Log filter (`info`, `berth_image=debug`...).
+    pub const BERTH_LOG: &'static str = "BERTH_LOG";
+}
+
+/// berth: Docker without Docker. Pull, store and (soon) run OCI images.
+#[derive(Parser)]
+#[command(name = "berth", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon that serves the Docker Engine API
+    Daemon(commands::daemon::Args),
+    /// Download an image from a registry
+    Pull(commands::pull::Args),
+    /// List images
+    #[command(alias = "image-ls")]
+    Images(commands::images::ListArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(commands::images::ImageCommand),
+    /// Remove one or more images
+    Rmi(commands::images::RmArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(commands::images::TagArgs),
+    /// Manage berth
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
+    /// Show the berth version information
+    Version(commands::system::VersionArgs),
+    /// Display system-wide information
+    Info(commands::system::InfoArgs),
+    /// Log in to a registry
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::login::LogoutArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    output::init_logging(&cli.global, matches!(cli.command, Command::Daemon(_)));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(match cli.command {
+            Command::Daemon(_) => 4,
+            _ => 1,
+        })
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::error(&format!("starting the async runtime: {e}"));
+            return ExitCode::from(125);
+        }
+    };
+    let code = rt.block_on(async move {
+        let g = cli.global;
+        let result = match cli.command {
+            Command::Daemon(a) => commands::daemon::run(a, &g).await,
+            Command::Pull(a) => commands::pull::run(a, &g).await,
+            Command::Images(a) => commands::images::list(a, &g).await,
+            Command::Image(c) => commands::images::dispatch(c, &g).await,
+            Command::Rmi(a) => commands::images::rm(a, &g).await,
+            Command::Tag(a) => commands::images::tag(a, &g).await,
+            Command::System(c) => commands::system::dispatch(c, &g).await,
+            Command::Version(a) => commands::system::version(a, &g).await,
+            Command::Info(a) => commands::system::info(a, &g).await,
+            Command::Login(a) => commands::login::login(a, &g).await,
+            Command::Logout(a) => commands::login::logout(a, &g).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                output::report(&e);
+                1
+            }
+        }
+    });
+    ExitCode::from(code)
+}
