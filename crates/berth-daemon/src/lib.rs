@@ -125,30 +125,18 @@ async fn versioned(req: Request, next: axum::middleware::Next) -> axum::response
     }
 }
 
+type BoxedResponse = std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>;
+type VersionedFn = fn(Request, axum::middleware::Next) -> BoxedResponse;
+/// The router wrapped in the version-stripping middleware.
+pub type App = axum::middleware::FromFn<VersionedFn, (), Router, (Request,)>;
+
 /// The full service: version stripping wrapped around the router (outside it, so that the
 /// rewritten path is what gets routed).
-pub fn app(
-    engine: Arc<Engine>,
-) -> axum::middleware::FromFn<
-    fn(
-        Request,
-        axum::middleware::Next,
-    )
-        -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>,
-    (),
-    Router,
-    (Request,),
-> {
-    fn f(
-        req: Request,
-        next: axum::middleware::Next,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>> {
+pub fn app(engine: Arc<Engine>) -> App {
+    fn f(req: Request, next: axum::middleware::Next) -> BoxedResponse {
         Box::pin(versioned(req, next))
     }
-    tower::Layer::layer(
-        &axum::middleware::from_fn(f as fn(_, _) -> _),
-        router(engine),
-    )
+    tower::Layer::layer(&axum::middleware::from_fn(f as VersionedFn), router(engine))
 }
 
 /// Daemon settings.

@@ -82,7 +82,7 @@ fn mem_total() -> i64 {
 
 fn cgroup_version() -> &'static str {
     match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(s) if s.f_type as i64 == 0x6367_7270 => "2",
+        Ok(s) if s.f_type == 0x6367_7270 => "2",
         _ => "1",
     }
 }

@@ -116,7 +116,7 @@ pub struct Index {
 #[derive(Clone, Debug)]
 pub enum ManifestKind {
     /// An image manifest.
-    Image(Manifest),
+    Image(Box<Manifest>),
     /// An index / manifest list.
     Index(Index),
 }
@@ -166,9 +166,9 @@ impl ManifestKind {
             OCI_INDEX | DOCKER_MANIFEST_LIST => Ok(ManifestKind::Index(
                 serde_json::from_slice(body).map_err(ManifestError::Json)?,
             )),
-            OCI_MANIFEST | DOCKER_MANIFEST => Ok(ManifestKind::Image(
+            OCI_MANIFEST | DOCKER_MANIFEST => Ok(ManifestKind::Image(Box::new(
                 serde_json::from_slice(body).map_err(ManifestError::Json)?,
-            )),
+            ))),
             other => Err(ManifestError::UnsupportedMediaType(other.to_string())),
         }
     }

@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn limited_reader_stops() {
-        let data = vec![0u8; 100];
+        let data = [0u8; 100];
         let mut r = LimitedReader::new(&data[..], 50);
         let err = io::copy(&mut r, &mut io::sink()).expect_err("over the limit");
         assert_eq!(limit_of(&err), Some(50));

@@ -303,7 +303,7 @@ fn async_stream(body: Vec<u8>, drop_after: Option<usize>, slow: Option<Duration>
         pos: 0,
         drop_after,
         slow,
-        sleep: None,
+        sleep: slow.map(|d| Box::pin(tokio::time::sleep(d))),
     }
 }
 
