@@ -125,7 +125,8 @@ async fn versioned(req: Request, next: axum::middleware::Next) -> axum::response
     }
 }
 
-type BoxedResponse = std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>;
+type BoxedResponse =
+    std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>;
 type VersionedFn = fn(Request, axum::middleware::Next) -> BoxedResponse;
 /// The router wrapped in the version-stripping middleware.
 pub type App = axum::middleware::FromFn<VersionedFn, (), Router, (Request,)>;
@@ -170,6 +171,10 @@ pub async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
             lock: lock_path,
         });
     }
+    // the pid file names this daemon for tools and tests; the lock above makes it ours
+    let pid_path = root.join("daemon.pid");
+    std::fs::write(&pid_path, format!("{}\n", std::process::id()))
+        .map_err(io_err("writing", &pid_path))?;
     let engine =
         Arc::new(
             Engine::open(config.engine.clone()).map_err(|source| DaemonError::Engine {
@@ -209,6 +214,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = std::fs::remove_file(socket);
+    let _ = std::fs::remove_file(&pid_path);
     drop(lock);
     result.map_err(io_err("serving on", socket))
 }

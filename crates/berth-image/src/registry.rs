@@ -68,7 +68,9 @@ pub struct Endpoint {
 pub struct RegistryClient {
     http: reqwest::Client,
     config: RegistryConfig,
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// Authorization headers by (host, scope, who): never shared between different credentials,
+    /// so one client's login never lets another client in.
+    tokens: Mutex<HashMap<(String, String, String), String>>,
     /// Hosts found to speak plain HTTP.
     plain: Mutex<HashMap<String, bool>>,
 }
@@ -280,6 +282,16 @@ impl RegistryClient {
     ) -> Result<Response, ImageError> {
         let host = ep.base.split("://").nth(1).unwrap_or(&ep.base).to_string();
         let scope = format!("repository:{repository}:pull");
+        let who = creds
+            .map(|c| {
+                format!(
+                    "{}:{}",
+                    c.username,
+                    crate::digest::Digest::of(c.password.as_bytes())
+                )
+            })
+            .unwrap_or_default();
+        let key = (host.clone(), scope.clone(), who);
         let mut attempt = 0;
         let mut challenged = false;
         loop {
@@ -294,7 +306,7 @@ impl RegistryClient {
                 .tokens
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(&(host.clone(), scope.clone()))
+                .get(&key)
                 .cloned();
             if let Some(auth) = cached {
                 req = req.header(AUTHORIZATION, auth);
@@ -341,7 +353,7 @@ impl RegistryClient {
                 self.tokens
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert((host.clone(), scope.clone()), auth);
+                    .insert(key.clone(), auth);
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {

@@ -200,6 +200,10 @@ priv_test! {
             let err = pull(&e, &r, None, Some(bad.clone())).await.expect_err("wrong password is refused");
             assert!(matches!(err, ImageError::Unauthorized { .. }), "{err}");
             pull(&e, &r, None, Some(good.clone())).await.expect("basic auth works");
+            // one client's credentials never serve another client's anonymous pull
+            let r2 = serve(&basic, "v2", &img);
+            let err = pull(&e, &r2, None, None).await.expect_err("no credential reuse across clients");
+            assert!(matches!(err, ImageError::Unauthorized { .. }), "{err}");
 
             let bearer = FakeRegistry::start(Auth::Bearer(Some(("alice".into(), "s3cret".into())))).await;
             let r = serve(&bearer, "v1", &img);

@@ -1,0 +1,155 @@
+//! The e2e harness: a berth CLI on a private root (its daemon autostarted), registries on
+//! loopback, fixture layouts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A berth instance on its own root and socket.
+pub struct Berth {
+    pub root: tempfile::TempDir,
+    pub config_dir: tempfile::TempDir,
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        Berth {
+            root: tempfile::tempdir().expect("tempdir"),
+            config_dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn bin() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(Self::bin());
+        c.arg("--root").arg(self.root.path()).args(args);
+        c.env("BERTH_CONFIG", self.config_dir.path());
+        c.env("DOCKER_CONFIG", self.config_dir.path().join("docker"));
+        c.env_remove("BERTH_HOST").env_remove("BERTH_ROOT");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("berth runs")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and expects failure; returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "berth {args:?} should fail:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.root.path().join("berth.sock")
+    }
+
+    pub fn image_root(&self) -> PathBuf {
+        self.root.path().join("image")
+    }
+
+    /// The running daemon's pid, from its pid file.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let s = std::fs::read_to_string(self.root.path().join("daemon.pid")).ok()?;
+        let pid: i32 = s.trim().parse().ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
+    pub fn kill_daemon(&self, signal: i32) {
+        if let Some(pid) = self.daemon_pid() {
+            // only the daemon this test started, by its recorded pid
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status();
+            for _ in 0..200 {
+                if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill_daemon(15);
+    }
+}
+
+/// Writes the busybox fixture layout: ref `latest` (amd64) and `multi` (amd64 + arm64 index).
+pub fn fixture_layout(dir: &Path) -> PathBuf {
+    use berth_testkit::image::{busybox_image, index, write_oci_layout, Compression};
+    let layout = dir.join("layout");
+    let amd = busybox_image(Compression::Gzip, "amd64").expect("fixture");
+    let arm = busybox_image(Compression::Zstd, "arm64").expect("fixture");
+    let idx = index(&[("amd64", &amd), ("arm64", &arm)]);
+    let mut refs = std::collections::BTreeMap::new();
+    refs.insert("latest".to_string(), amd.manifest.clone());
+    refs.insert("multi".to_string(), idx);
+    let mut blobs = amd.blobs();
+    blobs.extend(arm.blobs());
+    write_oci_layout(&layout, &blobs, &refs).expect("layout written");
+    layout
+}
+
+/// Checks that every blob hashes to its name and no partial snapshot is visible; returns counts.
+pub fn verify_store(image_root: &Path) -> (usize, usize) {
+    use sha2::Digest as _;
+    let mut blobs = 0;
+    for e in std::fs::read_dir(image_root.join("blobs/sha256")).expect("blobs dir") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with(".tmp-"),
+            "no temp blob after repair: {name}"
+        );
+        let data = std::fs::read(e.path()).expect("blob");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&data)),
+            name,
+            "blob {name} is intact"
+        );
+        blobs += 1;
+    }
+    let mut snaps = 0;
+    for e in std::fs::read_dir(image_root.join("snapshots")).expect("snapshots dir") {
+        let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with(".tmp-"),
+            "no unfinished snapshot after repair: {name}"
+        );
+        snaps += 1;
+    }
+    (blobs, snaps)
+}
