@@ -15,6 +15,9 @@ have htpasswd || need_pkgs+=(apache2-utils)
 have file || need_pkgs+=(file)
 have jq || need_pkgs+=(jq)
 have curl || need_pkgs+=(curl)
+/usr/bin/python3 -c "import docker" 2>/dev/null || need_pkgs+=(python3-docker)
+# the docker CLI, for the real-client tests (Debian ships it in docker.io; its daemon is not started)
+have docker || need_pkgs+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need_pkgs+=(busybox-static)
 
 cargo_ok() {

@@ -39,6 +39,9 @@ pub struct Component {
     pub name: String,
     /// Version.
     pub version: String,
+    /// Free-form details (the docker CLI reads `ApiVersion`, `MinAPIVersion`, `Os`, `Arch`...).
+    #[serde(default)]
+    pub details: serde_json::Value,
 }
 
 /// `GET /info` (the fields berth fills; clients tolerate missing ones).
@@ -86,6 +89,8 @@ pub struct Info {
     pub server_version: String,
     /// Registry settings.
     pub registry_config: RegistryConfigInfo,
+    /// Swarm state (always inactive).
+    pub swarm: serde_json::Value,
 }
 
 /// `RegistryConfig` of `/info`.

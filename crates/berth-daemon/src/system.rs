@@ -51,6 +51,16 @@ pub(crate) async fn version() -> Json<Version> {
         components: vec![Component {
             name: "Engine".into(),
             version: v,
+            details: serde_json::json!({
+                "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION,
+                "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown"),
+                "GoVersion": "rust",
+                "Os": "linux",
+                "Arch": arch(),
+                "KernelVersion": kernel(),
+                "Experimental": "false",
+            }),
         }],
     })
 }
@@ -122,6 +132,7 @@ pub(crate) async fn info(State(engine): State<AppState>) -> Result<Json<Info>, A
                 .cloned()
                 .unwrap_or_default(),
         },
+        swarm: serde_json::json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
         ..Default::default()
     }))
 }

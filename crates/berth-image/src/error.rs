@@ -40,7 +40,8 @@ pub enum ImageError {
     #[error(transparent)]
     Digest(#[from] DigestError),
     /// No local image matches.
-    #[error("no such image: {name}")]
+    // Docker's exact text: clients (docker-py's ImageNotFound) match on it
+    #[error("No such image: {name}")]
     NotFound {
         /// What was asked for.
         name: String,

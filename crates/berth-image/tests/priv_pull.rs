@@ -409,3 +409,29 @@ priv_test! {
         });
     }
 }
+
+priv_test! {
+    fn mirrors_are_tried_first_and_fall_through() {
+        rt().block_on(async {
+            let origin = FakeRegistry::start(Auth::None).await;
+            let mirror = FakeRegistry::start(Auth::None).await;
+            let empty_mirror = FakeRegistry::start(Auth::None).await;
+            let img = busybox_image(Compression::Gzip, "amd64").expect("fixture");
+            let r = serve(&origin, "v1", &img);
+            mirror.add_image("v1", &img);
+            let mut mirrors = std::collections::HashMap::new();
+            mirrors.insert(origin.host(), vec![format!("http://{}", mirror.host())]);
+            let e = env_with(PullOptions::default(), RegistryConfig { mirrors, ..fast_retries() });
+            pull(&e, &r, None, None).await.expect("pull through the mirror");
+            assert!(origin.requests().is_empty(), "the origin is not asked when the mirror has it: {:?}", origin.requests());
+            assert!(mirror.requests().iter().any(|q| q.contains("/blobs/")));
+
+            let mut mirrors = std::collections::HashMap::new();
+            mirrors.insert(origin.host(), vec![format!("http://{}", empty_mirror.host())]);
+            let e = env_with(PullOptions::default(), RegistryConfig { mirrors, ..fast_retries() });
+            pull(&e, &r, None, None).await.expect("falls through to the origin");
+            assert!(!empty_mirror.requests().is_empty(), "the mirror was tried first");
+            assert!(origin.requests().iter().any(|q| q.contains("/manifests/")));
+        });
+    }
+}

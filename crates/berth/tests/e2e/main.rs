@@ -154,7 +154,7 @@ priv_test! {
         assert!(err.contains("invalid reference format"), "{err}");
         let (code, err) = b.fails(&["rmi", "nosuchimage"]);
         assert_eq!(code, 1);
-        assert!(err.contains("Error response from daemon: no such image: nosuchimage"), "{err}");
+        assert!(err.contains("Error response from daemon: No such image: nosuchimage"), "{err}");
         let (code, err) = b.fails(&["image", "inspect", "nosuchimage"]);
         assert_eq!(code, 1);
         assert!(err.contains("No such image"), "{err}");
@@ -162,7 +162,7 @@ priv_test! {
         assert_eq!(code, 125, "usage errors exit 125 like docker");
         let (code, err) = b.fails(&["tag", "nosuchimage", "x:y"]);
         assert_eq!(code, 1);
-        assert!(err.contains("no such image"), "{err}");
+        assert!(err.contains("No such image"), "{err}");
         let (code, err) = b.fails(&["pull", "127.0.0.1:1/nothing/here:latest"]);
         assert_eq!(code, 1);
         assert!(err.contains("127.0.0.1:1"), "names the registry: {err}");
@@ -217,7 +217,7 @@ priv_test! {
             let (s, _, body) = raw("/v1.50/images/nosuch/json", Method::GET).await;
             assert_eq!(s, 404);
             let e: serde_json::Value = serde_json::from_str(&body).expect("error json");
-            assert!(e["message"].as_str().expect("message").contains("no such image"));
+            assert!(e["message"].as_str().expect("message").contains("No such image"));
             let (s, _, body) = raw("/v1.50/images/create?fromImage=bb/UPPER", Method::POST).await;
             assert_eq!(s, 400, "{body}");
             let (s, _, body) = raw("/v1.50/images/json?filters=%7Bbad", Method::GET).await;
@@ -280,5 +280,50 @@ priv_test! {
         assert_eq!(snaps, 3);
         assert_eq!(blobs, 5, "manifest, config and three layers, each verified");
         drop(reg);
+    }
+}
+
+/// Runs a compat client from tests/compat against a fresh daemon and a registry holding
+/// `compat/bb:latest`.
+fn run_compat(program: &str, args: &[&str]) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = fixture_layout(work.path());
+    let reg = DockerRegistry::start(None).expect("docker-registry");
+    skopeo_push(
+        &layout,
+        "latest",
+        &format!("{}/compat/bb:latest", reg.addr),
+        None,
+    )
+    .expect("push");
+    let b = Berth::new();
+    b.ok(&["version"]);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat");
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(&repo)
+        .env("DOCKER_HOST", format!("unix://{}", b.socket().display()))
+        .env("REGISTRY", &reg.addr)
+        .env("DOCKER_CONFIG", b.config_dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+priv_test! {
+    fn docker_py_works_unchanged() {
+        // Debian's python (python3-docker lives in its dist-packages), not one on PATH
+        run_compat("/usr/bin/python3", &["docker_py.py"]);
+    }
+}
+
+priv_test! {
+    fn docker_cli_works_unchanged() {
+        run_compat("bash", &["docker_cli.sh"]);
     }
 }

@@ -1,0 +1,123 @@
+//! API layer, in process: the router over an engine on a temp root, driven with `oneshot`.
+//! No root, no network: routing, version prefixes, error shapes and empty-store answers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use berth_engine::{Engine, EngineConfig};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn engine() -> (tempfile::TempDir, Arc<Engine>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(EngineConfig {
+        root: dir.path().to_path_buf(),
+        registry: Default::default(),
+        pull: Default::default(),
+    })
+    .expect("engine");
+    (dir, Arc::new(engine))
+}
+
+async fn call(engine: &Arc<Engine>, method: Method, uri: &str) -> (StatusCode, serde_json::Value) {
+    let app = berth_daemon::app(engine.clone());
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+#[tokio::test]
+async fn versioned_and_unversioned_paths_route_the_same() {
+    let (_d, e) = engine();
+    for uri in [
+        "/version",
+        "/v1.24/version",
+        "/v1.41/version",
+        "/v1.50/version",
+    ] {
+        let (s, v) = call(&e, Method::GET, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        assert_eq!(v["ApiVersion"], berth_api::API_VERSION, "{uri}");
+    }
+    let (s, v) = call(&e, Method::GET, "/v1.51/version").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().expect("message").contains("too new"));
+    let (s, v) = call(&e, Method::GET, "/v1.23/version").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().expect("message").contains("too old"));
+}
+
+#[tokio::test]
+async fn errors_are_docker_shaped_with_the_right_status() {
+    let (_d, e) = engine();
+    let (s, v) = call(&e, Method::GET, "/v1.50/images/busybox/json").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["message"], "No such image: busybox");
+    let (s, v) = call(&e, Method::DELETE, "/images/127.0.0.1:5000/a/b:c").await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "names with slashes and ports route: {v}"
+    );
+    let (s, _) = call(&e, Method::POST, "/images/busybox/tag").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "repo is required");
+    let (s, v) = call(&e, Method::POST, "/images/create?fromImage=Bad%20Name").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"]
+        .as_str()
+        .expect("message")
+        .contains("invalid reference format"));
+    let (s, _) = call(&e, Method::POST, "/images/create").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "fromImage is required");
+    let (s, _) = call(
+        &e,
+        Method::GET,
+        "/images/json?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "unknown filters are refused");
+    let (s, _) = call(
+        &e,
+        Method::POST,
+        "/images/prune?filters=%7B%22until%22%3A%5B%221h%22%5D%7D",
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "unsupported prune filters are refused, not ignored"
+    );
+    let (s, v) = call(&e, Method::GET, "/containers/json").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["message"].is_string());
+}
+
+#[tokio::test]
+async fn empty_store_answers() {
+    let (_d, e) = engine();
+    let (s, v) = call(&e, Method::GET, "/images/json").await;
+    assert_eq!((s, v), (StatusCode::OK, serde_json::json!([])));
+    let (s, v) = call(&e, Method::GET, "/system/df").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["LayersSize"], 0);
+    let (s, v) = call(&e, Method::POST, "/images/prune").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["SpaceReclaimed"], 0);
+    let (s, v) = call(&e, Method::GET, "/info").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["Images"], 0);
+    let (s, body) = call(&e, Method::GET, "/_ping").await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::OK, serde_json::Value::String("OK".into()))
+    );
+}

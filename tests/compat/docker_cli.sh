@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The docker CLI against a berth daemon (DOCKER_HOST) and a registry (REGISTRY).
+set -euo pipefail
+ref="$REGISTRY/compat/bb:latest"
+fail() { echo "docker_cli.sh: $*" >&2; exit 1; }
+
+docker version --format '{{.Server.APIVersion}}' | grep -q . || fail "no server API version"
+docker pull -q "$ref" | grep -qx "$ref" || fail "pull -q prints the reference"
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -qx "$ref" || fail "images lists the pull"
+[ "$(docker image inspect --format '{{.Os}}' "$ref")" = linux ] || fail "inspect"
+docker tag "$ref" compat/cli:v1
+docker images | grep -q '^compat/cli ' || fail "tag shows in images"
+[ "$(docker rmi compat/cli:v1)" = "Untagged: compat/cli:v1" ] || fail "rmi of one tag untags only"
+set +e
+docker image inspect nosuchimage >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "inspect of a missing image exits 1 (got $rc)"
+docker system df | grep -q '^Images' || fail "system df"
+docker image prune -a -f | grep -q 'Total reclaimed space' || fail "prune"
+[ -z "$(docker images -q)" ] || fail "prune -a left images"
+echo "docker CLI $(docker version --format '{{.Client.Version}}'): ok"
