@@ -108,7 +108,15 @@ async fn pull_one(
                 }
                 None => {
                     if !args.quiet {
-                        let _ = multi.clear();
+                        // finished bars stay on screen as Docker's lines do; print below them
+                        if !bars.is_empty() {
+                            for b in bars.values() {
+                                b.finish();
+                            }
+                            // the cursor sits at the end of the last bar
+                            output::out("");
+                            bars.clear();
+                        }
                         output::out(&status);
                     }
                 }
