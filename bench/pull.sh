@@ -366,14 +366,15 @@ set -eu
 B="$(q "${B[@]}")"
 DK="$(q "$DOCKER")"
 P="$(q "${P[@]:-podman}")"
-BROOT=$(q "$BROOT")
+BSTORE=$(q "$BROOT/image")
 IMG=$(q "$IMG"); IMG2=$(q "$IMG2"); SK_OCI=$(q "$SK_OCI")
 export DOCKER_HOST=$(q "${DOCKER_HOST:-}"); [ -n "\$DOCKER_HOST" ] || unset DOCKER_HOST
 export CONTAINERS_CONF=$(q "${CONTAINERS_CONF:-}")
 berth_empty() {
   [ -z "\$(\$B images -q)" ] || { echo "berth still lists images" >&2; exit 1; }
-  [ -z "\$(ls -A "\$BROOT/blobs/sha256")" ] || { echo "berth blobs left after prune" >&2; ls -l "\$BROOT/blobs/sha256" >&2; exit 1; }
-  [ -z "\$(ls "\$BROOT/snapshots")" ] || { echo "berth snapshots left after prune" >&2; ls -la "\$BROOT/snapshots" >&2; exit 1; }
+  [ -d "\$BSTORE/blobs/sha256" ] && [ -d "\$BSTORE/snapshots" ] || { echo "no berth store at \$BSTORE" >&2; exit 1; }
+  [ -z "\$(ls -A "\$BSTORE/blobs/sha256")" ] || { echo "berth blobs left after prune" >&2; ls -l "\$BSTORE/blobs/sha256" >&2; exit 1; }
+  [ -z "\$(ls "\$BSTORE/snapshots")" ] || { echo "berth snapshots left after prune" >&2; ls -la "\$BSTORE/snapshots" >&2; exit 1; }
 }
 EOF
 prep() { # NAME BODY
@@ -387,7 +388,7 @@ $B rmi -f "$IMG2" >/dev/null 2>&1 || true
 $B image prune -a -f >/dev/null
 $B pull -q "$IMG" >/dev/null
 ! $B images --format "{{.Repository}}:{{.Tag}}" | grep -q ":second$" || { echo "second still present" >&2; exit 1; }
-n=$(ls "$BROOT/snapshots" | wc -l); [ "$n" = 4 ] || { echo "expected 4 snapshots, found $n" >&2; exit 1; }'
+n=$(ls "$BSTORE/snapshots" | wc -l); [ "$n" = 4 ] || { echo "expected 4 snapshots, found $n" >&2; exit 1; }'
 prep docker-cold   '$DK rmi -f "$IMG" "$IMG2" >/dev/null 2>&1 || true
 $DK image prune -a -f >/dev/null
 ! $DK image inspect "$IMG" >/dev/null 2>&1 || { echo "docker image still present" >&2; exit 1; }'
@@ -485,7 +486,7 @@ if [ "$VERIFY" = 1 ]; then
         if [ "$n" = top-b ]; then chain="$chain_random"; fi
         if [ -z "$chain" ]; then chain="$diff_id"; else chain="sha256:$(printf '%s %s' "$chain" "$diff_id" | sha256sum | cut -d' ' -f1)"; fi
         [ "$n" = random ] && chain_random="$chain"
-        snap="$BROOT/snapshots/${chain#sha256:}"
+        snap="$BROOT/image/snapshots/${chain#sha256:}"
         if [ ! -d "$snap" ]; then log "verify: no snapshot for layer $n ($snap)"; bad=1; continue; fi
         ref="$T/verify/$n"; mkdir -p "$ref"
         tar --numeric-owner --xattrs -xpf "$L/$n.tar" -C "$ref"

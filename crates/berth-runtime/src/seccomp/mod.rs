@@ -1,0 +1,1 @@
+//! Seccomp: OCI profiles compiled to BPF, and Docker's default profile (being written).
