@@ -2,6 +2,7 @@
 //! Field names follow Docker's JSON exactly; unknown fields are accepted on input.
 
 pub mod client;
+pub mod containers;
 pub mod images;
 pub mod system;
 

@@ -127,6 +127,26 @@ impl Engine {
     pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Removed>, EngineError> {
         let img = self.store.resolve(name)?;
         let mut out = Vec::new();
+        let users = self.containers.using_image(&img.id.to_string())?;
+        if let Some(user) = users.first() {
+            if !force {
+                return Err(ImageError::Conflict {
+                    message: format!(
+                        "unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                        &user[..12],
+                        img.id.short()
+                    ),
+                }
+                .into());
+            }
+            // forced: the names go, the image stays (dangling) while containers use it
+            for t in img.tags.iter().chain(img.digests.iter()) {
+                if self.store.remove_name(t)? {
+                    out.push(Removed::Untagged(familiar_string(t)));
+                }
+            }
+            return Ok(out);
+        }
         // Was the image named (tag or digest), or addressed by ID?
         let named = Reference::parse_normalized(name).ok().and_then(|r| {
             let key = match &r.digest {
@@ -188,6 +208,9 @@ impl Engine {
         let mut outcome = PruneOutcome::default();
         for img in self.store.list_images()? {
             if !all && !img.tags.is_empty() {
+                continue;
+            }
+            if !self.containers.using_image(&img.id.to_string())?.is_empty() {
                 continue;
             }
             for n in img.tags.iter().chain(img.digests.iter()) {

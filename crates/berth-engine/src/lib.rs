@@ -1,6 +1,7 @@
 //! berth-engine: the domain model and its operations. Today: images (pull, list, inspect, tag,
 //! remove, prune, disk usage). Containers, volumes and networks join here as they arrive.
 
+pub mod containers;
 pub mod images;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,23 @@ pub enum EngineError {
     /// A request value is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The container process could not be started; `code` is Docker's exit code for it.
+    #[error("{message}")]
+    StartFailed {
+        /// 125, 126 or 127.
+        code: u8,
+        /// What failed.
+        message: String,
+    },
+    /// Something broke inside berth.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl EngineError {
@@ -28,6 +46,16 @@ impl EngineError {
         match self {
             EngineError::Image(e) => e.kind(),
             EngineError::Invalid(_) => ErrorKind::Invalid,
+            EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::StartFailed { code, .. } => {
+                if *code == 125 {
+                    ErrorKind::Internal
+                } else {
+                    ErrorKind::Invalid
+                }
+            }
+            EngineError::Internal(_) => ErrorKind::Internal,
         }
     }
 }
@@ -41,6 +69,11 @@ pub struct EngineConfig {
     pub registry: RegistryConfig,
     /// Pull limits.
     pub pull: PullOptions,
+    /// The binary run as `shim` for each container (a sealed copy of berth; `None` disables
+    /// starting containers).
+    pub shim_exe: Option<PathBuf>,
+    /// Parent cgroup of containers (`berth`).
+    pub cgroup_parent: String,
 }
 
 /// The engine: owns the store and the puller.
@@ -48,6 +81,8 @@ pub struct Engine {
     config: EngineConfig,
     store: Arc<Store>,
     puller: Puller,
+    containers: containers::ContainerStore,
+    live: containers::Live,
 }
 
 impl Engine {
@@ -56,11 +91,11 @@ impl Engine {
         let store = Arc::new(Store::open(&config.root.join("image"))?);
         let client = Arc::new(RegistryClient::new(config.registry.clone())?);
         let puller = Puller::new(store.clone(), client, config.pull.clone());
-        Ok(Engine {
-            config,
-            store,
-            puller,
-        })
+        let containers_dir = config.root.join("containers");
+        std::fs::create_dir_all(&containers_dir)
+            .map_err(|e| EngineError::Internal(format!("creating {}: {e}", containers_dir.display())))?;
+        let containers = containers::ContainerStore::open(&config.root.join("engine.db"))?;
+        Ok(Engine { config, store, puller, containers, live: Default::default() })
     }
 
     /// The state directory.

@@ -1,6 +1,16 @@
 //! berth-runtime: executes an OCI runtime spec on a prepared root: namespaces, mounts,
 //! pivot_root, cgroups v1 and v2, capabilities, seccomp, and the per-container shim.
-//! `unsafe` lives only in the small syscall wrappers that need it, each with a SAFETY note.
+//! `unsafe` lives only in `sys` and the seccomp loader, each block with a SAFETY note.
 
+pub mod caps;
 pub mod cgroup;
+pub mod container;
+pub mod defaults;
+mod init;
+pub mod rootfs;
 pub mod seccomp;
+pub mod shim;
+mod sys;
+
+pub use container::{create, CreateOptions, Created, RuntimeError};
+pub use init::ProcessIo;

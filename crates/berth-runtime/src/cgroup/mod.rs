@@ -1,1 +1,518 @@
-//! Cgroups v1 and v2 behind one interface (being written).
+//! Cgroups v1 and v2 behind one interface.
+//!
+//! A [`CgroupManager`] knows the cgroup root (`/sys/fs/cgroup` on a host, a tempdir in tests),
+//! its [`CgroupMode`] and the parent under which containers live (`berth`); it creates or opens
+//! a container's [`Cgroup`] at `<parent>/<id>`:
+//!
+//! - v1 (also systemd's hybrid layout, whose `unified` cgroup2 mount is ignored for resource
+//!   control): one directory per hierarchy, `<root>/memory/berth/<id>`, `<root>/pids/berth/<id>`…;
+//! - v2: one directory `<root>/berth/<id>`; creating it enables controllers in the
+//!   `cgroup.subtree_control` of every ancestor.
+//!
+//! Every kernel file access goes through a [`CgroupFs`] ([`HostCgroupFs`] for the kernel) and
+//! every path is built from the root given to the manager, so tests point both at a tempdir
+//! (see the `fake` module's `FakeCgroupFs`).
+//!
+//! Resources come as OCI [`LinuxResources`] and are applied as runc applies them (the same
+//! shares→weight and memory+swap→swap conversions on v2). A field this host or cgroup version
+//! cannot enforce is refused with an error naming it, before anything is written; a value the
+//! kernel refuses is reported with the file and the value.
+
+mod apply;
+pub mod convert;
+mod detect;
+mod error;
+mod fs;
+mod stats;
+mod v1;
+mod v2;
+
+#[cfg(test)]
+pub mod fake;
+#[cfg(test)]
+mod priv_tests;
+#[cfg(test)]
+mod tests_v1;
+#[cfg(test)]
+mod tests_v2;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oci_spec::runtime::LinuxResources;
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
+
+pub use detect::{CgroupMode, Controller};
+pub use error::CgroupError;
+pub use fs::{CgroupFs, HostCgroupFs};
+pub use stats::{CgroupStats, CpuStats, FreezerState, Limit, MemoryStats, PidsStats};
+
+use fs as cgfs;
+use v1::V1Cgroup;
+use v2::V2Cgroup;
+
+/// Where the kernel's cgroup file systems are mounted on a host.
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+/// The parent cgroup of every container, below the root (or below each v1 hierarchy).
+pub const DEFAULT_PARENT: &str = "berth";
+
+/// Tunables of a [`CgroupManager`] and the cgroups it hands out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupOptions {
+    /// How long [`Cgroup::freeze`] and [`Cgroup::thaw`] wait for the state to settle.
+    pub freeze_timeout: Duration,
+    /// How long [`Cgroup::destroy`] waits for killed processes to leave and for `rmdir`.
+    pub destroy_timeout: Duration,
+    /// v2 only: controllers to enable for containers when creating them; `None` enables every
+    /// controller the root offers (as runc does). Controllers a resource needs later are
+    /// enabled by [`Cgroup::apply`] in any case.
+    pub v2_controllers: Option<Vec<Controller>>,
+}
+
+impl Default for CgroupOptions {
+    fn default() -> Self {
+        CgroupOptions {
+            freeze_timeout: Duration::from_secs(10),
+            destroy_timeout: Duration::from_secs(5),
+            v2_controllers: None,
+        }
+    }
+}
+
+/// Creates and opens containers' cgroups under one root and parent.
+#[derive(Clone, Debug)]
+pub struct CgroupManager {
+    root: PathBuf,
+    mode: CgroupMode,
+    parent: PathBuf,
+    fs: Arc<dyn CgroupFs>,
+    options: CgroupOptions,
+}
+
+impl CgroupManager {
+    /// A manager for `root` laid out as `mode`, reaching the files through `fs`; containers go
+    /// under [`DEFAULT_PARENT`].
+    pub fn new(root: impl Into<PathBuf>, mode: CgroupMode, fs: Arc<dyn CgroupFs>) -> CgroupManager {
+        CgroupManager {
+            root: root.into(),
+            mode,
+            parent: PathBuf::from(DEFAULT_PARENT),
+            fs,
+            options: CgroupOptions::default(),
+        }
+    }
+
+    /// A manager for the kernel's cgroups at `root`, its layout detected from
+    /// `<proc_root>/self/mountinfo` (`/sys/fs/cgroup` and `/proc` on a host).
+    pub fn detect(
+        root: impl Into<PathBuf>,
+        proc_root: &Path,
+    ) -> Result<CgroupManager, CgroupError> {
+        let root = root.into();
+        let mode = CgroupMode::detect_from_proc(&root, proc_root)?;
+        Ok(CgroupManager::new(root, mode, Arc::new(HostCgroupFs)))
+    }
+
+    /// Puts containers under `parent` (one or more `/`-separated names; empty for the root).
+    pub fn with_parent(mut self, parent: &str) -> Result<CgroupManager, CgroupError> {
+        let mut path = PathBuf::new();
+        let trimmed = parent.trim_matches('/');
+        if !trimmed.is_empty() {
+            for name in trimmed.split('/') {
+                validate_name(name)?;
+                path.push(name);
+            }
+        }
+        self.parent = path;
+        Ok(self)
+    }
+
+    /// Replaces the tunables.
+    pub fn with_options(mut self, options: CgroupOptions) -> CgroupManager {
+        self.options = options;
+        self
+    }
+
+    /// The cgroup root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The detected or given layout.
+    pub fn mode(&self) -> &CgroupMode {
+        &self.mode
+    }
+
+    /// The parent of containers' cgroups, relative to the root (or each v1 hierarchy).
+    pub fn parent(&self) -> &Path {
+        &self.parent
+    }
+
+    /// Creates the cgroup of container `id` (and the parent, enabling controllers on v2).
+    /// An existing directory is reused, so a retry after a crash succeeds.
+    pub fn create(&self, id: &str) -> Result<Cgroup, CgroupError> {
+        let cgroup = self.open(id)?;
+        match &cgroup.layout {
+            Layout::V1(v1) => {
+                let created = v1.create(self.fs.as_ref()).inspect_err(|_| {
+                    // best effort: leave no half-made cgroup behind the error
+                    for dir in v1.paths() {
+                        let _ = self.fs.remove_dir(&dir);
+                    }
+                })?;
+                tracing::debug!(id, dirs = created.len(), "cgroup v1 created");
+            }
+            Layout::V2(v2) => {
+                let created =
+                    v2.create(self.fs.as_ref(), self.options.v2_controllers.as_deref())?;
+                tracing::debug!(id, path = %v2.dir().display(), created, "cgroup v2 created");
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// The cgroup of container `id`, without touching the file system (it may not exist).
+    pub fn open(&self, id: &str) -> Result<Cgroup, CgroupError> {
+        validate_name(id)?;
+        let relative = self.parent.join(id);
+        let layout = match &self.mode {
+            CgroupMode::V1 { mounts } => Layout::V1(V1Cgroup::new(&self.root, mounts, &relative)),
+            CgroupMode::V2 => Layout::V2(V2Cgroup::new(&self.root, &relative)),
+        };
+        Ok(Cgroup {
+            id: id.to_owned(),
+            fs: Arc::clone(&self.fs),
+            options: self.options.clone(),
+            layout,
+        })
+    }
+}
+
+/// One container's cgroup (its directory in every v1 hierarchy, or its v2 directory).
+#[derive(Clone, Debug)]
+pub struct Cgroup {
+    id: String,
+    fs: Arc<dyn CgroupFs>,
+    options: CgroupOptions,
+    layout: Layout,
+}
+
+#[derive(Clone, Debug)]
+enum Layout {
+    V1(V1Cgroup),
+    V2(V2Cgroup),
+}
+
+impl Cgroup {
+    /// The container id (the last path component).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether this is a v2 cgroup.
+    pub fn is_v2(&self) -> bool {
+        matches!(self.layout, Layout::V2(_))
+    }
+
+    /// The directory holding `controller`'s files: on v1 the container's directory in that
+    /// controller's hierarchy (`None` when it is not mounted); on v2 the one directory.
+    pub fn path_for(&self, controller: Controller) -> Option<PathBuf> {
+        match &self.layout {
+            Layout::V1(v1) => v1.path_for(controller),
+            Layout::V2(v2) => Some(v2.dir().to_path_buf()),
+        }
+    }
+
+    /// Every directory of this cgroup (one per v1 hierarchy, or the v2 directory).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match &self.layout {
+            Layout::V1(v1) => v1.paths(),
+            Layout::V2(v2) => vec![v2.dir().to_path_buf()],
+        }
+    }
+
+    /// Whether any of its directories exists.
+    pub fn exists(&self) -> bool {
+        self.paths().iter().any(|dir| self.fs.exists(dir))
+    }
+
+    /// Applies resource limits. Fields this host or cgroup version cannot enforce are refused
+    /// (an error naming the field) before anything is written; a value the kernel refuses is
+    /// reported with its file and value, and the writes before it stay applied.
+    pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let fs = self.fs.as_ref();
+        let steps = match &self.layout {
+            Layout::V1(v1) => v1.plan(fs, resources)?,
+            Layout::V2(v2) => {
+                V2Cgroup::check_supported(resources)?;
+                v2.ensure_controllers(fs, resources)?;
+                v2.plan(fs, resources)?
+            }
+        };
+        tracing::debug!(id = %self.id, writes = steps.len(), "applying cgroup resources");
+        apply::execute(fs, &steps)
+    }
+
+    /// Moves process `pid` into this cgroup (`cgroup.procs` of every v1 hierarchy).
+    pub fn add_pid(&self, pid: Pid) -> Result<(), CgroupError> {
+        let raw = pid.as_raw_pid();
+        match &self.layout {
+            Layout::V1(v1) => v1.add_pid(self.fs.as_ref(), raw),
+            Layout::V2(v2) => cgfs::write(
+                self.fs.as_ref(),
+                &v2.dir().join("cgroup.procs"),
+                &raw.to_string(),
+            ),
+        }
+    }
+
+    /// The processes in this cgroup (every v1 hierarchy's, merged); none when it is gone.
+    /// Processes outside the caller's pid namespace (listed as 0 by the kernel) are left out.
+    pub fn procs(&self) -> Result<Vec<Pid>, CgroupError> {
+        let raw = match &self.layout {
+            Layout::V1(v1) => v1.procs(self.fs.as_ref())?,
+            Layout::V2(v2) => cgfs::read_procs(self.fs.as_ref(), &v2.dir().join("cgroup.procs"))?,
+        };
+        Ok(raw.into_iter().filter_map(Pid::from_raw).collect())
+    }
+
+    /// Freezes every process and waits until the kernel reports the cgroup frozen (v1
+    /// `freezer.state` `FROZEN`, v2 `cgroup.events` `frozen 1`). On timeout it thaws the
+    /// cgroup again and fails.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        let fs = self.fs.as_ref();
+        let timeout = self.options.freeze_timeout;
+        match &self.layout {
+            Layout::V1(v1) => {
+                let path = v1.freezer_file()?;
+                // re-writing FROZEN while FREEZING makes the kernel retry tasks that forked
+                let outcome = cgfs::poll(timeout, || {
+                    cgfs::write(fs, &path, "FROZEN")?;
+                    match V1Cgroup::freezer_state(fs, &path)? {
+                        FreezerState::Frozen => Ok(Ok(())),
+                        state => Ok(Err(format!("{state:?}"))),
+                    }
+                })?;
+                outcome.or_else(|(last, waited)| {
+                    self.undo_freeze(&path, "THAWED");
+                    Err(timeout_error(&path, "FROZEN", last, waited))
+                })
+            }
+            Layout::V2(v2) => {
+                let path = v2.freeze_file(fs)?;
+                cgfs::write(fs, &path, "1")?;
+                let events = v2.dir().join("cgroup.events");
+                let outcome = cgfs::poll(timeout, || {
+                    Ok(if v2.events_frozen(fs)? {
+                        Ok(())
+                    } else {
+                        Err("frozen 0".to_owned())
+                    })
+                })?;
+                outcome.or_else(|(last, waited)| {
+                    self.undo_freeze(&path, "0");
+                    Err(timeout_error(&events, "frozen 1", last, waited))
+                })
+            }
+        }
+    }
+
+    /// Thaws every process and waits until the kernel reports the cgroup thawed.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        let fs = self.fs.as_ref();
+        let timeout = self.options.freeze_timeout;
+        match &self.layout {
+            Layout::V1(v1) => {
+                let path = v1.freezer_file()?;
+                cgfs::write(fs, &path, "THAWED")?;
+                let outcome = cgfs::poll(timeout, || {
+                    Ok(match V1Cgroup::freezer_state(fs, &path)? {
+                        FreezerState::Thawed => Ok(()),
+                        state => Err(format!("{state:?}")),
+                    })
+                })?;
+                outcome.map_err(|(last, waited)| timeout_error(&path, "THAWED", last, waited))
+            }
+            Layout::V2(v2) => {
+                let path = v2.freeze_file(fs)?;
+                cgfs::write(fs, &path, "0")?;
+                let events = v2.dir().join("cgroup.events");
+                let outcome = cgfs::poll(timeout, || {
+                    Ok(if v2.events_frozen(fs)? {
+                        Err("frozen 1".to_owned())
+                    } else {
+                        Ok(())
+                    })
+                })?;
+                outcome.map_err(|(last, waited)| timeout_error(&events, "frozen 0", last, waited))
+            }
+        }
+    }
+
+    /// The freezer's current state.
+    pub fn freezer_state(&self) -> Result<FreezerState, CgroupError> {
+        match &self.layout {
+            Layout::V1(v1) => V1Cgroup::freezer_state(self.fs.as_ref(), &v1.freezer_file()?),
+            Layout::V2(v2) => v2.freezer_state(self.fs.as_ref()),
+        }
+    }
+
+    /// Usage and limits; parts whose controller is absent are `None`.
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        let fs = self.fs.as_ref();
+        match &self.layout {
+            Layout::V1(v1) => Ok(CgroupStats {
+                memory: v1.memory_stats(fs)?,
+                cpu: v1.cpu_stats(fs)?,
+                pids: v1.pids_stats(fs)?,
+            }),
+            Layout::V2(v2) => Ok(CgroupStats {
+                memory: v2.memory_stats(fs)?,
+                cpu: v2.cpu_stats(fs)?,
+                pids: v2.pids_stats(fs)?,
+            }),
+        }
+    }
+
+    /// How many processes the OOM killer killed in this cgroup: v2 `memory.events` `oom_kill`;
+    /// v1 `memory.oom_control` `oom_kill` (Linux 4.13+), else 1 while `under_oom` is set and
+    /// `memory.failcnt` is non-zero (older kernels record no kill count). Read it before
+    /// [`Cgroup::destroy`].
+    pub fn oom_kill_count(&self) -> Result<u64, CgroupError> {
+        match &self.layout {
+            Layout::V1(v1) => v1.oom_kill_count(self.fs.as_ref()),
+            Layout::V2(v2) => v2.oom_kill_count(self.fs.as_ref()),
+        }
+    }
+
+    /// Whether the OOM killer killed a process of this cgroup.
+    pub fn oom_killed(&self) -> Result<bool, CgroupError> {
+        Ok(self.oom_kill_count()? > 0)
+    }
+
+    /// Sends `signal` to every process. SIGKILL on v2 uses `cgroup.kill` (Linux 5.14+), which
+    /// also catches processes forked meanwhile; otherwise the cgroup is frozen (when it can
+    /// be) while each listed process is signalled, so none escapes by forking, then thawed
+    /// (left frozen if it was frozen before, unless the signal is SIGKILL, which a frozen
+    /// process only acts on once thawed).
+    pub fn kill_all(&self, signal: Signal) -> Result<(), CgroupError> {
+        let fs = self.fs.as_ref();
+        if let (Layout::V2(v2), true) = (&self.layout, signal == Signal::KILL) {
+            let kill = v2.dir().join("cgroup.kill");
+            if fs.exists(&kill) {
+                return cgfs::write(fs, &kill, "1");
+            }
+        }
+        if self.procs()?.is_empty() {
+            return Ok(());
+        }
+        let before = self.freezer_state().ok();
+        let froze = before.is_some() && self.freeze().is_ok();
+        let signalled = self.signal_each(signal);
+        if froze && (signal == Signal::KILL || before != Some(FreezerState::Frozen)) {
+            let thawed = self.thaw();
+            signalled.and(thawed)
+        } else {
+            signalled
+        }
+    }
+
+    fn signal_each(&self, signal: Signal) -> Result<(), CgroupError> {
+        for pid in self.procs()? {
+            match rustix::process::kill_process(pid, signal) {
+                Ok(()) | Err(Errno::SRCH) => {}
+                Err(errno) => {
+                    return Err(CgroupError::Signal {
+                        pid: pid.as_raw_pid(),
+                        signal: signal.as_raw(),
+                        path: self.paths().into_iter().next().unwrap_or_default(),
+                        source: errno.into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills what is left in the cgroup, waits for it to empty, and removes its directory in
+    /// every hierarchy (child cgroups first). Idempotent: missing directories are fine.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        if !self.exists() {
+            return Ok(());
+        }
+        let fs = self.fs.as_ref();
+        let timeout = self.options.destroy_timeout;
+        if !self.procs()?.is_empty() {
+            self.kill_all(Signal::KILL)?;
+            let outcome = cgfs::poll(timeout, || {
+                let left = self.procs()?;
+                Ok(if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{left:?}"))
+                })
+            })?;
+            if let Err((last, waited)) = outcome {
+                let path = self
+                    .paths()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default()
+                    .join("cgroup.procs");
+                return Err(timeout_error(&path, "no processes", last, waited));
+            }
+        }
+        for dir in self.paths() {
+            cgfs::remove_tree(fs, &dir, timeout)?;
+        }
+        tracing::debug!(id = %self.id, "cgroup destroyed");
+        Ok(())
+    }
+
+    /// Best effort after a failed freeze: the error being returned matters more than this one.
+    fn undo_freeze(&self, path: &Path, value: &str) {
+        if let Err(err) = cgfs::write(self.fs.as_ref(), path, value) {
+            tracing::warn!(
+                id = %self.id,
+                error = &err as &dyn std::error::Error,
+                "could not thaw a cgroup that failed to freeze"
+            );
+        }
+    }
+}
+
+fn timeout_error(path: &Path, expected: &str, last: String, waited: Duration) -> CgroupError {
+    CgroupError::Timeout {
+        path: path.to_path_buf(),
+        expected: expected.to_owned(),
+        last,
+        waited,
+    }
+}
+
+/// A cgroup directory name: one non-empty path component without NUL or newline.
+fn validate_name(name: &str) -> Result<(), CgroupError> {
+    let reason = if name.is_empty() {
+        Some("empty")
+    } else if name.len() > 255 {
+        Some("longer than 255 bytes")
+    } else if name.contains(['/', '\0', '\n']) {
+        Some("contains '/', NUL or a newline")
+    } else if Path::new(name)
+        .components()
+        .ne([Component::Normal(name.as_ref())])
+    {
+        Some("not a plain directory name")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(CgroupError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,296 @@
+//! `/containers/...` wire types (Docker's `Config`, `HostConfig`, inspect and list shapes).
+//! The engine persists `ContainerConfig` + `HostConfig` as Docker does (config.v2.json).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's container `Config`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// Hostname.
+    #[serde(default)]
+    pub hostname: String,
+    /// Domain name.
+    #[serde(default)]
+    pub domainname: String,
+    /// `user[:group]`.
+    #[serde(default)]
+    pub user: String,
+    /// Attach stdin.
+    #[serde(default)]
+    pub attach_stdin: bool,
+    /// Attach stdout.
+    #[serde(default)]
+    pub attach_stdout: bool,
+    /// Attach stderr.
+    #[serde(default)]
+    pub attach_stderr: bool,
+    /// Exposed ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// Allocate a tty.
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep stdin open.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close stdin after the first attach ends.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// `KEY=VALUE`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<String>,
+    /// Command.
+    #[serde(default, deserialize_with = "string_or_vec")]
+    pub cmd: Vec<String>,
+    /// Image reference as given.
+    #[serde(default)]
+    pub image: String,
+    /// Volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// Working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Entrypoint (`[""]` or `[]` clears the image's).
+    #[serde(default, deserialize_with = "string_or_vec_opt")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Disable networking.
+    #[serde(default)]
+    pub network_disabled: bool,
+    /// Labels.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+    /// Stop signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Stop timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrVec {
+    S(String),
+    V(Vec<String>),
+}
+
+fn string_or_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Option::<StrOrVec>::deserialize(d)? {
+        None => Vec::new(),
+        Some(StrOrVec::S(s)) => vec![s],
+        Some(StrOrVec::V(v)) => v,
+    })
+}
+
+fn string_or_vec_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(match Option::<StrOrVec>::deserialize(d)? {
+        None => None,
+        Some(StrOrVec::S(s)) => Some(vec![s]),
+        Some(StrOrVec::V(v)) => Some(v),
+    })
+}
+
+/// `RestartPolicy`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    /// `""`, `no`, `always`, `on-failure`, `unless-stopped`.
+    #[serde(default)]
+    pub name: String,
+    /// For on-failure.
+    #[serde(default)]
+    pub maximum_retry_count: i64,
+}
+
+/// `LogConfig`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    /// `json-file` (berth's only driver).
+    #[serde(default, rename = "Type")]
+    pub kind: String,
+    /// `max-size`, `max-file`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub config: BTreeMap<String, String>,
+}
+
+/// An `--ulimit`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    /// `nofile`, `nproc`...
+    pub name: String,
+    /// Soft.
+    pub soft: i64,
+    /// Hard.
+    pub hard: i64,
+}
+
+/// Docker's `HostConfig` (the fields berth honours; others are accepted and refused by value).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    /// `-v` binds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub binds: Vec<String>,
+    /// `bridge`, `none`, `host`, `container:NAME`.
+    #[serde(default)]
+    pub network_mode: String,
+    /// Restart policy.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// `--rm`.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `--cap-add`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--read-only`.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// `--security-opt`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub security_opt: Vec<String>,
+    /// `--tmpfs PATH:OPTS`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tmpfs: BTreeMap<String, String>,
+    /// `--init`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// `--runtime`.
+    #[serde(default)]
+    pub runtime: String,
+    /// Memory limit, bytes.
+    #[serde(default)]
+    pub memory: i64,
+    /// Memory + swap, bytes (-1 unlimited).
+    #[serde(default)]
+    pub memory_swap: i64,
+    /// CPU shares.
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// `--cpus` × 1e9.
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// CFS period.
+    #[serde(default)]
+    pub cpu_period: i64,
+    /// CFS quota.
+    #[serde(default)]
+    pub cpu_quota: i64,
+    /// `--cpuset-cpus`.
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    /// `--pids-limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `--ulimit`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ulimits: Vec<Ulimit>,
+    /// `--log-opt`.
+    #[serde(default)]
+    pub log_config: LogConfig,
+    /// `--dns`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub dns: Vec<String>,
+    /// `--add-host`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub extra_hosts: Vec<String>,
+    /// `--shm-size`.
+    #[serde(default)]
+    pub shm_size: i64,
+    /// `--oom-score-adj`.
+    #[serde(default)]
+    pub oom_score_adj: i64,
+}
+
+/// `POST /containers/create` body.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRequest {
+    /// The container config.
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    /// Host config.
+    #[serde(default)]
+    pub host_config: HostConfig,
+}
+
+/// `POST /containers/create` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateResponse {
+    /// Full ID.
+    pub id: String,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// `POST /containers/{id}/wait` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitResponse {
+    /// Exit code.
+    pub status_code: i64,
+    /// Error, if the wait failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WaitError>,
+}
+
+/// Error of a wait.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitError {
+    /// Message.
+    pub message: String,
+}
+
+/// An entry of `GET /containers/json`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    /// Full ID.
+    pub id: String,
+    /// `/name`.
+    pub names: Vec<String>,
+    /// Image as given.
+    pub image: String,
+    /// Image ID.
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// Command line.
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// `created`, `running`, `exited`...
+    pub state: String,
+    /// `Up 2 minutes`, `Exited (0) 3 seconds ago`.
+    pub status: String,
+    /// Ports (none without the network issue).
+    pub ports: Vec<serde_json::Value>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Size of the writable layer (when asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// Host config subset.
+    pub host_config: serde_json::Value,
+    /// Networks.
+    pub network_settings: serde_json::Value,
+    /// Mounts.
+    pub mounts: Vec<serde_json::Value>,
+}

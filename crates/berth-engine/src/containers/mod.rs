@@ -1,0 +1,619 @@
+//! Containers: create, start (through a per-container shim), attach, wait, stop, kill,
+//! restart, remove, list, inspect, logs, and reconciling with the shims found at start-up.
+
+pub mod spec;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_api::containers::CreateRequest;
+use berth_runtime::shim::log::LogConfig;
+use berth_runtime::shim::{self, ExitState, Hello, Ready, RunState, ShimConfig};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+pub use store::{Container, ContainerStore, State};
+
+use crate::{Engine, EngineError};
+
+/// Docker's zero time.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Per-container live state shared by waiters.
+#[derive(Default)]
+pub struct Live {
+    /// Bumped on every state change; waiters re-read the record.
+    changes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Attach requests made before the container started.
+    pending: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<tokio::net::UnixStream>>>>,
+    /// One lifecycle operation at a time per container.
+    ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Containers stopped on purpose (restart policies do not apply).
+    stopping: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Live {
+    fn sender(&self, id: &str) -> watch::Sender<u64> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_insert_with(|| watch::channel(0).0).clone()
+    }
+
+    fn notify(&self, id: &str) {
+        self.sender(id).send_modify(|v| *v += 1);
+    }
+
+    fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_default().clone()
+    }
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Until it is not running (returns at once if it is not).
+    NotRunning,
+    /// Until the next exit.
+    NextExit,
+    /// Until it is removed.
+    Removed,
+}
+
+fn now() -> String {
+    shim::log::timestamp_now()
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 32];
+    for chunk in b.chunks_mut(8) {
+        chunk.copy_from_slice(&rand_u64().to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+const ADJECTIVES: [&str; 16] = [
+    "admiring", "brave", "clever", "dazzling", "eager", "focused", "gallant", "happy", "jolly", "keen", "loving", "nifty", "quirky",
+    "serene", "trusting", "vibrant",
+];
+const NOUNS: [&str; 16] = [
+    "babbage", "curie", "darwin", "einstein", "franklin", "galileo", "hopper", "johnson", "lovelace", "meitner", "newton",
+    "noether", "pasteur", "ritchie", "thompson", "turing",
+];
+
+fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.' || *c == b'-')
+}
+
+impl Engine {
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root().join("containers").join(id)
+    }
+
+    /// All containers, newest first.
+    pub fn containers(&self) -> Result<Vec<Container>, EngineError> {
+        self.containers.list()
+    }
+
+    /// One container by ID, name or ID prefix.
+    pub fn container(&self, key: &str) -> Result<Container, EngineError> {
+        self.containers.find(key)
+    }
+
+    /// `docker create`: records the container and prepares its directory. Nothing runs yet.
+    pub async fn create_container(&self, name: Option<&str>, req: CreateRequest) -> Result<(String, Vec<String>), EngineError> {
+        if req.config.image.is_empty() {
+            return Err(EngineError::Invalid("no image specified: give an image to create the container from".into()));
+        }
+        let image = self.image(&req.config.image).map_err(|e| match e {
+            EngineError::Image(berth_image::ImageError::NotFound { .. }) => {
+                EngineError::NotFound(format!("No such image: {}", req.config.image))
+            }
+            other => other,
+        })?;
+        let image_config = self.image_config(&image)?;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !valid_name(n) {
+                    return Err(EngineError::Invalid(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+                }
+                n.to_string()
+            }
+            None => {
+                let r = rand_u64() as usize;
+                format!("{}_{}", ADJECTIVES[r % 16], NOUNS[(r / 16) % 16])
+            }
+        };
+        let restart = &req.host_config.restart_policy;
+        match restart.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+            other => return Err(EngineError::Invalid(format!("invalid restart policy '{other}': use no, always, on-failure[:N] or unless-stopped"))),
+        }
+        if req.host_config.auto_remove && !matches!(restart.name.as_str(), "" | "no") {
+            return Err(EngineError::Invalid("can't create 'AutoRemove' container with restart policy".into()));
+        }
+        let log = log_config(&req)?;
+        let _ = log;
+        match req.host_config.runtime.as_str() {
+            "" | "berth" => {}
+            other => return Err(EngineError::Invalid(format!("unknown or invalid runtime name: {other} (external runtimes arrive later; use berth)"))),
+        }
+        let id = new_id();
+        let dir = self.container_dir(&id);
+        let result = self.prepare_container(&id, &name, &dir, &image, &image_config, req).await;
+        match result {
+            Ok(warnings) => Ok((id, warnings)),
+            Err(e) => {
+                // nothing half-made: no directory, no record
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare_container(
+        &self,
+        id: &str,
+        name: &str,
+        dir: &Path,
+        image: &berth_image::store::ImageRecord,
+        image_config: &berth_image::manifest::ImageConfig,
+        req: CreateRequest,
+    ) -> Result<Vec<String>, EngineError> {
+        let io = |op: &'static str, p: &Path| {
+            let p = p.to_path_buf();
+            move |e: std::io::Error| EngineError::Internal(format!("{op} {}: {e}", p.display()))
+        };
+        for sub in ["", "upper", "work", "bundle/rootfs"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
+        }
+        let mounts = self.store().mounts(image);
+        let read_layer_file = |rel: &str| -> Option<String> {
+            for lower in &mounts.lowerdirs {
+                let p = lower.join(rel);
+                match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_file() => return std::fs::read_to_string(&p).ok(),
+                    Ok(_) => return None, // a whiteout or something else hides it
+                    Err(_) => continue,
+                }
+            }
+            None
+        };
+        let input = spec::SpecInput {
+            request: &req,
+            image: image_config,
+            id,
+            dir,
+            passwd: read_layer_file("etc/passwd"),
+            group: read_layer_file("etc/group"),
+        };
+        let (oci, warnings) = spec::build(&input).map_err(EngineError::Invalid)?;
+        let hostname = oci.hostname().clone().unwrap_or_default();
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n{}",
+            req.host_config
+                .extra_hosts
+                .iter()
+                .filter_map(|h| h.split_once(':').map(|(n, ip)| format!("{ip}\t{n}\n")))
+                .collect::<String>()
+        );
+        std::fs::write(dir.join("hosts"), hosts).map_err(io("writing", &dir.join("hosts")))?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io("writing", &dir.join("hostname")))?;
+        let resolv = if req.host_config.dns.is_empty() {
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        } else {
+            req.host_config.dns.iter().map(|d| format!("nameserver {d}\n")).collect()
+        };
+        std::fs::write(dir.join("resolv.conf"), resolv).map_err(io("writing", &dir.join("resolv.conf")))?;
+        let spec_path = dir.join("bundle/config.json");
+        std::fs::write(&spec_path, serde_json::to_vec_pretty(&oci).map_err(|e| EngineError::Internal(e.to_string()))?)
+            .map_err(io("writing", &spec_path))?;
+        let overlay = mounts.overlay_options(&dir.join("upper"), &dir.join("work"));
+        let shim_config = ShimConfig {
+            id: id.to_string(),
+            dir: dir.to_path_buf(),
+            bundle: dir.join("bundle"),
+            overlay: Some(overlay),
+            tty: req.config.tty,
+            open_stdin: req.config.open_stdin,
+            log: log_config(&req)?,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cgroup_parent: self.config().cgroup_parent.clone(),
+        };
+        std::fs::write(dir.join("shim.json"), serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Internal(e.to_string()))?)
+            .map_err(io("writing", &dir.join("shim.json")))?;
+        let c = Container {
+            id: id.to_string(),
+            name: name.to_string(),
+            image: req.config.image.clone(),
+            image_id: image.id.to_string(),
+            created_at: now(),
+            config: req,
+            state: State::Created,
+            pid: 0,
+            shim_pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+            restart_count: 0,
+        };
+        self.containers.insert(&c)?;
+        Ok(warnings)
+    }
+
+    /// `docker start`: spawns the shim, connects early attach clients, lets the process run.
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<bool, EngineError> {
+        let c = self.containers.find(key)?;
+        let lock = self.live.op_lock(&c.id);
+        let _g = lock.lock().await;
+        let mut c = self.containers.find(&c.id)?;
+        match c.state {
+            State::Running | State::Paused | State::Restarting => return Ok(false),
+            State::Removing | State::Dead => {
+                return Err(EngineError::Conflict(format!("container {} is {}; it cannot be started", c.id, c.state.as_str())))
+            }
+            State::Created | State::Exited => {}
+        }
+        self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        let dir = self.container_dir(&c.id);
+        for f in ["exit.json", "state.json"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let ready = self.spawn_shim(&dir).await;
+        let ready = match ready {
+            Ok(r) => r,
+            Err(e) => return Err(e),
+        };
+        if let Some(msg) = ready.error {
+            let code = ready.code.unwrap_or(125);
+            c.exit_code = code as i64;
+            c.error = msg.clone();
+            c.finished_at = now();
+            self.containers.update(&c)?;
+            self.live.notify(&c.id);
+            return Err(EngineError::StartFailed { code, message: format!("failed to create container process: {msg}") });
+        }
+        let run: RunState = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap_or_default())
+            .map_err(|e| EngineError::Internal(format!("shim state of {}: {e}", c.id)))?;
+        // attach clients that came before start get the stream from the first byte
+        let waiting: Vec<_> = self.live.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id).unwrap_or_default();
+        for tx in waiting {
+            if let Ok(s) = connect_attach(&dir, true).await {
+                let _ = tx.send(s);
+            }
+        }
+        let mut sock = tokio::net::UnixStream::connect(dir.join("shim.sock"))
+            .await
+            .map_err(|e| EngineError::Internal(format!("connecting to the shim of {}: {e}", c.id)))?;
+        sock.write_all(format!("{}\n", serde_json::to_string(&Hello::Start).unwrap_or_default()).as_bytes())
+            .await
+            .map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
+        let mut answer = String::new();
+        tokio::io::BufReader::new(sock).read_line(&mut answer).await.map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            let code = if e.contains("executable file not found") || e.contains("no such file or directory") {
+                127
+            } else if e.contains("permission denied") {
+                126
+            } else {
+                125
+            };
+            // the shim records the exit; make sure the record reflects the failure
+            c.exit_code = code as i64;
+            c.error = e.to_string();
+            self.containers.update(&c)?;
+            self.live.notify(&c.id);
+            return Err(EngineError::StartFailed { code, message: e.to_string() });
+        }
+        c.state = State::Running;
+        c.pid = run.pid as i64;
+        c.shim_pid = run.shim_pid as i64;
+        c.started_at = run.started_at;
+        c.error.clear();
+        c.oom_killed = false;
+        self.containers.update(&c)?;
+        self.live.notify(&c.id);
+        self.watch_shim(c.id.clone(), run.shim_pid);
+        Ok(true)
+    }
+
+    async fn spawn_shim(&self, dir: &Path) -> Result<Ready, EngineError> {
+        let exe = self.config().shim_exe.clone().ok_or_else(|| EngineError::Internal("no shim binary configured".into()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("shim.log"))
+            .map_err(|e| EngineError::Internal(format!("opening shim log: {e}")))?;
+        let mut child = tokio::process::Command::new(&exe)
+            .arg("shim")
+            .arg(dir.join("shim.json"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .spawn()
+            .map_err(|e| EngineError::Internal(format!("starting shim {}: {e}", exe.display())))?;
+        let mut out = child.stdout.take().expect("piped stdout");
+        let mut buf = Vec::new();
+        out.read_to_end(&mut buf).await.map_err(|e| EngineError::Internal(format!("reading shim report: {e}")))?;
+        let _ = child.wait().await;
+        if buf.is_empty() {
+            let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+            return Err(EngineError::Internal(format!("the shim exited without a report; shim.log: {}", log.lines().last().unwrap_or(""))));
+        }
+        serde_json::from_slice(&buf).map_err(|e| EngineError::Internal(format!("malformed shim report: {e}")))
+    }
+
+    /// Watches a shim until it exits, then records the container's exit and applies
+    /// `--rm` and restart policies.
+    fn watch_shim(self: &Arc<Self>, id: String, shim_pid: i32) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            #[allow(deprecated, reason = "AsyncFd owns the OwnedFd, so the fd cannot be closed while registered")]
+            let watched = shim::pidfd(shim_pid).and_then(tokio::io::unix::AsyncFd::new);
+            match watched {
+                Ok(fd) => {
+                    let _ = fd.readable().await;
+                }
+                Err(_) => {
+                    // no pidfd (gone already, or an old kernel): poll
+                    while shim::alive(shim_pid) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            engine.on_exit(&id).await;
+        });
+    }
+
+    async fn on_exit(self: &Arc<Self>, id: &str) {
+        let Ok(mut c) = self.containers.find(id) else { return };
+        let dir = self.container_dir(id);
+        let exit: Option<ExitState> = std::fs::read(dir.join("exit.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        match exit {
+            Some(e) => {
+                c.exit_code = e.exit_code as i64;
+                c.oom_killed = e.oom_killed;
+                c.finished_at = e.finished_at;
+                if let Some(err) = e.error {
+                    c.error = err;
+                }
+                c.state = State::Exited;
+            }
+            None => {
+                // the shim died without recording an exit (killed): the container may still run
+                if c.pid > 0 && shim::alive(c.pid as i32) {
+                    tracing::warn!(container = id, "shim vanished while the container runs; killing it");
+                    let _ = shim::send_signal(c.pid as i32, 9);
+                }
+                c.exit_code = 255;
+                c.finished_at = now();
+                c.state = State::Exited;
+                c.error = "the container's shim exited unexpectedly".into();
+            }
+        }
+        c.pid = 0;
+        c.shim_pid = 0;
+        let _ = self.containers.update(&c);
+        self.live.notify(id);
+        let stopped_on_purpose = self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).contains(id);
+        if c.config.host_config.auto_remove {
+            let _ = self.remove_container(id, true).await;
+            return;
+        }
+        let policy = &c.config.host_config.restart_policy;
+        let restart = !stopped_on_purpose
+            && match policy.name.as_str() {
+                "always" | "unless-stopped" => true,
+                "on-failure" => c.exit_code != 0 && (policy.maximum_retry_count == 0 || c.restart_count < policy.maximum_retry_count),
+                _ => false,
+            };
+        if restart {
+            // Docker's backoff: 100ms doubling, capped at 1 minute
+            let delay = Duration::from_millis(100u64.saturating_mul(1 << c.restart_count.min(10)) ).min(Duration::from_secs(60));
+            c.state = State::Restarting;
+            c.restart_count += 1;
+            let _ = self.containers.update(&c);
+            self.live.notify(id);
+            let engine = self.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut c) = engine.containers.find(&id) {
+                    if c.state == State::Restarting {
+                        c.state = State::Exited;
+                        let _ = engine.containers.update(&c);
+                        if let Err(e) = engine.start_container(&id).await {
+                            tracing::warn!(container = id, error = %e, "restart failed");
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Waits for a condition; returns the exit code.
+    pub async fn wait_container(&self, key: &str, condition: WaitCondition) -> Result<i64, EngineError> {
+        let c = self.containers.find(key)?;
+        let mut rx = self.live.sender(&c.id).subscribe();
+        let start_gen = *rx.borrow();
+        loop {
+            let current = match self.containers.find(&c.id) {
+                Ok(c) => c,
+                Err(_) => return Ok(c.exit_code),
+            };
+            let done = match condition {
+                WaitCondition::NotRunning => !matches!(current.state, State::Running | State::Paused | State::Restarting),
+                WaitCondition::NextExit => *rx.borrow() != start_gen && current.state == State::Exited,
+                WaitCondition::Removed => false,
+            };
+            if done {
+                return Ok(current.exit_code);
+            }
+            if rx.changed().await.is_err() {
+                return Ok(current.exit_code);
+            }
+        }
+    }
+
+    /// Sends a signal to the container's init.
+    pub async fn kill_container(&self, key: &str, signal: &str) -> Result<(), EngineError> {
+        let c = self.containers.find(key)?;
+        let sig = if signal.is_empty() { 9 } else { spec::signal_number(signal).ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {signal}")))? };
+        if c.state != State::Running && c.state != State::Paused {
+            return Err(EngineError::Conflict(format!("Cannot kill container: {}: container {} is not running", key, c.id)));
+        }
+        if sig == 9 || sig == 15 {
+            self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+        }
+        shim::send_signal(c.pid as i32, sig).map_err(|e| EngineError::Internal(format!("signalling {}: {e}", c.id)))
+    }
+
+    /// `docker stop`: the stop signal, then SIGKILL after the timeout. Returns false if it was
+    /// not running.
+    pub async fn stop_container(&self, key: &str, timeout: Option<i64>) -> Result<bool, EngineError> {
+        let c = self.containers.find(key)?;
+        if c.state != State::Running {
+            return Ok(false);
+        }
+        self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+        let sig = c.config.config.stop_signal.as_deref().and_then(spec::signal_number).unwrap_or(15);
+        let secs = timeout.or(c.config.config.stop_timeout).unwrap_or(10);
+        let _ = shim::send_signal(c.pid as i32, sig);
+        let waited = if secs < 0 {
+            self.wait_container(&c.id, WaitCondition::NotRunning).await.map(|_| ())
+        } else {
+            match tokio::time::timeout(Duration::from_secs(secs as u64), self.wait_container(&c.id, WaitCondition::NotRunning)).await {
+                Ok(r) => r.map(|_| ()),
+                Err(_) => {
+                    let _ = shim::send_signal(c.pid as i32, 9);
+                    self.wait_container(&c.id, WaitCondition::NotRunning).await.map(|_| ())
+                }
+            }
+        };
+        waited.map(|_| true)
+    }
+
+    /// `docker rm`: refuses a running container unless forced.
+    pub async fn remove_container(&self, key: &str, force: bool) -> Result<(), EngineError> {
+        let c = self.containers.find(key)?;
+        if matches!(c.state, State::Running | State::Paused | State::Restarting) {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+            if c.state == State::Restarting {
+                let mut c2 = c.clone();
+                c2.state = State::Exited;
+                self.containers.update(&c2)?;
+            } else {
+                let _ = shim::send_signal(c.pid as i32, 9);
+                let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_container(&c.id, WaitCondition::NotRunning)).await;
+            }
+        }
+        let dir = self.container_dir(&c.id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| EngineError::Internal(format!("removing {}: {e}", dir.display())))?;
+        }
+        self.containers.delete(&c.id)?;
+        self.live.notify(&c.id);
+        self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        Ok(())
+    }
+
+    /// Connects an attach stream: at once when running, else when it starts.
+    pub async fn attach_container(&self, key: &str, stdin: bool) -> Result<tokio::net::UnixStream, EngineError> {
+        let c = self.containers.find(key)?;
+        let dir = self.container_dir(&c.id);
+        if c.state == State::Running {
+            return connect_attach(&dir, stdin).await.map_err(|e| EngineError::Internal(format!("attaching to {}: {e}", c.id)));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.live.pending.lock().unwrap_or_else(|p| p.into_inner()).entry(c.id.clone()).or_default().push(tx);
+        rx.await.map_err(|_| EngineError::Conflict(format!("container {} did not start", c.id)))
+    }
+
+    /// The json-file log path and its rotation count.
+    pub fn log_files(&self, c: &Container) -> (PathBuf, u32) {
+        let max = log_config(&c.config).map(|l| l.max_files).unwrap_or(3);
+        (self.container_dir(&c.id).join("container-json.log"), max)
+    }
+
+    /// After a daemon restart: re-watch live shims, record exits that happened meanwhile.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let Ok(list) = self.containers.list() else { return };
+        for c in list {
+            if !matches!(c.state, State::Running | State::Paused | State::Restarting) {
+                continue;
+            }
+            if c.shim_pid > 0 && shim::alive(c.shim_pid as i32) {
+                tracing::info!(container = c.id, "re-attached to running container");
+                self.watch_shim(c.id.clone(), c.shim_pid as i32);
+            } else {
+                self.on_exit(&c.id).await;
+            }
+        }
+    }
+}
+
+async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::UnixStream> {
+    let mut s = tokio::net::UnixStream::connect(dir.join("shim.sock")).await?;
+    s.write_all(format!("{}\n", serde_json::to_string(&Hello::Attach { stdin }).unwrap_or_default()).as_bytes()).await?;
+    Ok(s)
+}
+
+/// `--log-opt max-size/max-file` → rotation settings.
+pub fn log_config(req: &CreateRequest) -> Result<LogConfig, EngineError> {
+    let lc = &req.host_config.log_config;
+    match lc.kind.as_str() {
+        "" | "json-file" => {}
+        other => return Err(EngineError::Invalid(format!("logging driver {other:?} is not supported; berth writes json-file logs"))),
+    }
+    let mut out = LogConfig::default();
+    for (k, v) in &lc.config {
+        match k.as_str() {
+            "max-size" => {
+                out.max_size = if v == "-1" { 0 } else { parse_size(v).ok_or_else(|| EngineError::Invalid(format!("invalid max-size {v:?}: use e.g. 10m")))? }
+            }
+            "max-file" => {
+                out.max_files = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| EngineError::Invalid(format!("invalid max-file {v:?}: must be at least 1")))?
+            }
+            other => return Err(EngineError::Invalid(format!("unknown log opt '{other}' for json-file log driver"))),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let n: f64 = s[..split].parse().ok()?;
+    let mult: u64 = match s[split..].trim_end_matches('b') {
+        "" => 1,
+        "k" => 1024,
+        "m" => 1024 * 1024,
+        "g" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    Some((n * mult as f64) as u64)
+}

@@ -1,0 +1,225 @@
+//! The parent side of container creation: compile what must be ready before clone, clone into
+//! the new namespaces, let the child go once its cgroup is joined, and learn whether it
+//! reached execve. Shared by the shim and by `berth runtime` (the runc-compatible mode).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::init::{run_child, ChildPlan, ProcessIo, TAG_ERROR, TAG_READY};
+use crate::sys::{self, Forked};
+
+/// Errors of the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The spec asks for something invalid or unsupported.
+    #[error("config.json: {0}")]
+    Spec(String),
+    /// A system call in the runtime itself failed.
+    #[error("{op}")]
+    Io {
+        /// What was being done.
+        op: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container process failed before or at execve; `code` is what Docker would exit with
+    /// (126 not executable, 127 not found, 125 anything else).
+    #[error("{message}")]
+    Init {
+        /// Exit code.
+        code: u8,
+        /// What the child reported.
+        message: String,
+    },
+    /// Joining the container's cgroup failed.
+    #[error("joining cgroup: {0}")]
+    Cgroup(String),
+    /// The seccomp profile did not compile.
+    #[error("seccomp profile: {0}")]
+    Seccomp(String),
+}
+
+fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let op = op.into();
+    move |source| RuntimeError::Io { op, source }
+}
+
+/// What to create.
+pub struct CreateOptions<'a> {
+    /// The OCI spec.
+    pub spec: &'a Spec,
+    /// The bundle directory (root.path is relative to it unless absolute).
+    pub bundle: &'a Path,
+    /// Overlay mount data for berth's images: mounted at the root inside the new mount
+    /// namespace, so it disappears with the container and never leaks into the host.
+    pub overlay: Option<String>,
+    /// stdio wiring.
+    pub io: ProcessIo,
+    /// Stop before execve until [`Created::start`] (runc's create/start split).
+    pub wait_for_start: bool,
+    /// Extra fds (3..3+N) to keep across execve.
+    pub preserve_fds: u32,
+}
+
+/// A container process that exists (waiting to start, or running).
+pub struct Created {
+    /// Its pid in the caller's pid namespace.
+    pub pid: i32,
+    status: std::fs::File,
+    start: Option<std::fs::File>,
+}
+
+fn clone_flag(t: LinuxNamespaceType) -> Option<libc::c_int> {
+    Some(match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        // the cgroup namespace is unshared by the child after it joined its cgroup
+        LinuxNamespaceType::Cgroup => return None,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Time => return None,
+    })
+}
+
+/// Reads the status pipe: `Ok(true)` for ready, `Ok(false)` for EOF (execve happened).
+fn read_status(status: &mut std::fs::File) -> Result<bool, RuntimeError> {
+    let mut buf = Vec::new();
+    let mut tag = [0u8; 1];
+    match status.read(&mut tag) {
+        Ok(0) => return Ok(false),
+        Ok(_) => {}
+        Err(e) => return Err(io("reading container status")(e)),
+    }
+    match tag[0] {
+        TAG_READY => Ok(true),
+        TAG_ERROR => {
+            status.read_to_end(&mut buf).map_err(io("reading container error"))?;
+            let code = buf.first().copied().unwrap_or(125);
+            let message = String::from_utf8_lossy(buf.get(1..).unwrap_or_default()).into_owned();
+            Err(RuntimeError::Init { code, message })
+        }
+        other => Err(RuntimeError::Init { code: 125, message: format!("unexpected status byte {other}") }),
+    }
+}
+
+/// Creates the container process. `join_cgroup` runs in the parent with the child's pid before
+/// the child may proceed (so limits apply from its first instruction).
+pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(), String>) -> Result<Created, RuntimeError> {
+    let spec = opts.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let root = spec.root().as_ref().ok_or_else(|| RuntimeError::Spec("root is missing".into()))?;
+    let rootfs: PathBuf = if root.path().is_absolute() { root.path().clone() } else { opts.bundle.join(root.path()) };
+    if opts.overlay.is_none() && !rootfs.is_dir() {
+        return Err(RuntimeError::Spec(format!("root.path {} is not a directory", rootfs.display())));
+    }
+    let mut flags = 0;
+    let mut join = Vec::new();
+    let mut unshare_cgroup = false;
+    for ns in linux.namespaces().clone().unwrap_or_default() {
+        match (ns.typ(), ns.path()) {
+            (LinuxNamespaceType::User, _) => {
+                return Err(RuntimeError::Spec("user namespaces are not supported yet; remove the \"user\" namespace".into()))
+            }
+            (LinuxNamespaceType::Time, _) => {
+                return Err(RuntimeError::Spec("time namespaces are not supported yet; remove the \"time\" namespace".into()))
+            }
+            (LinuxNamespaceType::Pid, Some(p)) => {
+                // children of this process will be born in that pid namespace
+                let f = std::fs::File::open(p).map_err(io(format!("opening pid namespace {}", p.display())))?;
+                rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), Some(rustix::thread::LinkNameSpaceType::ProcessID))
+                    .map_err(|e| io(format!("joining pid namespace {}", p.display()))(e.into()))?;
+            }
+            (t, Some(p)) => join.push((t, p.clone())),
+            (LinuxNamespaceType::Cgroup, None) => unshare_cgroup = true,
+            (t, None) => flags |= clone_flag(t).unwrap_or(0),
+        }
+    }
+    let seccomp = match linux.seccomp() {
+        Some(profile) => Some(crate::seccomp::compile(profile).map_err(|e| RuntimeError::Seccomp(e.to_string()))?),
+        None => None,
+    };
+    let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io("creating sync pipe")(e.into()))?;
+    let (st_r, st_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io("creating status pipe")(e.into()))?;
+    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if opts.wait_for_start {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io("creating start pipe")(e.into()))?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    match sys::clone_process(flags).map_err(io("cloning the container process"))? {
+        Forked::Child => {
+            drop(go_w);
+            drop(st_r);
+            drop(start_w);
+            run_child(ChildPlan {
+                spec,
+                rootfs,
+                overlay: opts.overlay,
+                io: opts.io,
+                go: go_r,
+                status: st_w,
+                start: start_r,
+                preserve_fds: opts.preserve_fds,
+                unshare_cgroup,
+                join,
+                seccomp,
+            })
+        }
+        Forked::Parent(pid) => {
+            drop(go_r);
+            drop(st_w);
+            drop(start_r);
+            drop(opts.io);
+            let mut status = std::fs::File::from(st_r);
+            let kill_child = |pid: i32| {
+                if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                    let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+                }
+            };
+            if let Err(e) = join_cgroup(pid) {
+                kill_child(pid);
+                return Err(RuntimeError::Cgroup(e));
+            }
+            let mut go = std::fs::File::from(go_w);
+            if let Err(e) = go.write_all(&[1]) {
+                kill_child(pid);
+                return Err(io("releasing the container process")(e));
+            }
+            drop(go);
+            match read_status(&mut status) {
+                Ok(ready) => {
+                    if opts.wait_for_start && !ready {
+                        return Err(RuntimeError::Init { code: 125, message: "container process exited during setup".into() });
+                    }
+                    Ok(Created { pid, status, start: start_w.map(std::fs::File::from) })
+                }
+                Err(e) => {
+                    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                        let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+impl Created {
+    /// Lets a container created with `wait_for_start` run; returns once it reached execve.
+    pub fn start(&mut self) -> Result<(), RuntimeError> {
+        let Some(mut start) = self.start.take() else { return Ok(()) };
+        start.write_all(&[1]).map_err(io("starting the container"))?;
+        drop(start);
+        match read_status(&mut self.status)? {
+            false => Ok(()),
+            true => Err(RuntimeError::Init { code: 125, message: "container reported ready twice".into() }),
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! The shim: one small process per container, parent and subreaper of the container's init.
+//! It owns the container's stdio (pipes, or a pty for `-t`), writes its json-file logs, serves
+//! attach clients on a unix socket, and records the exit status atomically. It runs without an
+//! async runtime: one poll loop, a few fds, small buffers.
+//!
+//! Files in the container's state directory:
+//! ```text
+//! shim.json        ShimConfig, written by the daemon
+//! shim.sock        attach / control socket
+//! state.json       {"pid", "shim_pid", "started_at"} once running
+//! exit.json        {"exit_code", "signal", "oom_killed", "finished_at"} once exited
+//! container-json.log[.N]
+//! ```
+//! Socket protocol: a client sends one JSON line first: `{"kind":"start"}` (answered with one
+//! JSON line) or `{"kind":"attach","stdin":bool}`; attach connections then carry frames
+//! `[stream u8][len u32 BE][data]`: stream 0 is stdin towards the container, 1/2 are
+//! stdout/stderr towards the client, 3 is a resize (`rows u16, cols u16`), 4 closes stdin.
+
+pub mod log;
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use self::log::{JsonLog, LogConfig};
+use crate::init::ProcessIo;
+
+/// What the daemon tells a shim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimConfig {
+    /// Container ID.
+    pub id: String,
+    /// The container's state directory.
+    pub dir: PathBuf,
+    /// The bundle (holds config.json).
+    pub bundle: PathBuf,
+    /// Overlay data for the root, mounted inside the container's mount namespace.
+    pub overlay: Option<String>,
+    /// Allocate a pty.
+    pub tty: bool,
+    /// Keep stdin open for attach clients.
+    pub open_stdin: bool,
+    /// Log rotation.
+    pub log: LogConfig,
+    /// Cgroup file-system root (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Parent cgroup under which the container's own is created (`berth`).
+    pub cgroup_parent: String,
+}
+
+/// Written once the container runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunState {
+    /// The container's init pid (host pid namespace).
+    pub pid: i32,
+    /// The shim's pid.
+    pub shim_pid: i32,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+/// Written when the container exited.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitState {
+    /// Docker's exit code: the status, or 128+signal.
+    pub exit_code: i32,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// Whether the kernel's OOM killer ended a process of the container.
+    pub oom_killed: bool,
+    /// RFC 3339.
+    pub finished_at: String,
+    /// Set when the container never ran (the start failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The first line a socket client sends.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Hello {
+    /// Let the created container run.
+    Start,
+    /// Stream stdio.
+    Attach {
+        /// Forward stdin from this client.
+        stdin: bool,
+    },
+}
+
+/// What the shim reports on its ready fd.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ready {
+    /// The container's pid, on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// What failed, otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Docker's exit code for the failure (125, 126, 127).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
+}
+
+/// Writes `data` to `path` atomically (temp file + fsync + rename).
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Frame a chunk for an attach client.
+pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(5 + data.len());
+    v.push(stream);
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// Hooks the shim uses for the container's cgroup (implemented over [`crate::cgroup`]).
+pub trait ShimCgroup {
+    /// Creates the cgroup and moves `pid` into it.
+    fn join(&mut self, pid: i32) -> Result<(), String>;
+    /// Whether the OOM killer fired in it.
+    fn oom_killed(&self) -> bool;
+    /// Removes it (killing leftovers).
+    fn destroy(&mut self);
+}
+
+struct Client {
+    stream: UnixStream,
+    stdin: bool,
+    inbuf: Vec<u8>,
+    hello_done: bool,
+    dead: bool,
+}
+
+/// The shim's main: creates the container (stopped before execve), reports to `ready`, waits
+/// for a `start` on its socket, then pumps stdio until the container exits. Returns the exit
+/// state it recorded.
+pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> io::Result<ExitState> {
+    let spec_path = config.bundle.join("config.json");
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&std::fs::read(&spec_path)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", spec_path.display())))?;
+    let sock_path = config.dir.join("shim.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path)?;
+    listener.set_nonblocking(true)?;
+    let mut log = JsonLog::open(&config.dir.join("container-json.log"), config.log.clone())?;
+
+    // stdio
+    let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) = if config.tty {
+        let master = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY | rustix::pty::OpenptFlags::CLOEXEC)?;
+        rustix::pty::grantpt(&master)?;
+        rustix::pty::unlockpt(&master)?;
+        let name = rustix::pty::ptsname(&master, Vec::new())?;
+        let path = PathBuf::from(name.to_string_lossy().into_owned());
+        let slave: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open(&path)?.into();
+        let master_out = master.try_clone()?;
+        (Some(master), vec![(1, master_out)], ProcessIo::Terminal { slave, path })
+    } else {
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (stdin_r, stdin_w) = if config.open_stdin {
+            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        (stdin_w, vec![(1, out_r), (2, err_r)], ProcessIo::Fds { stdin: stdin_r, stdout: out_w, stderr: err_w })
+    };
+
+    let mut ready = std::fs::File::from(ready);
+    let created = crate::container::create(
+        crate::container::CreateOptions {
+            spec: &spec,
+            bundle: &config.bundle,
+            overlay: config.overlay.clone(),
+            io: pio,
+            wait_for_start: true,
+            preserve_fds: 0,
+        },
+        |pid| cgroup.join(pid),
+    );
+    let mut created = match created {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match &e {
+                crate::container::RuntimeError::Init { code, .. } => *code,
+                _ => 125,
+            };
+            let msg = error_chain(&e);
+            let _ = ready.write_all(&serde_json::to_vec(&Ready { pid: None, error: Some(msg.clone()), code: Some(code) })?);
+            cgroup.destroy();
+            let _ = std::fs::remove_file(&sock_path);
+            return Ok(ExitState { exit_code: code as i32, signal: None, oom_killed: false, finished_at: log::timestamp_now(), error: Some(msg) });
+        }
+    };
+    let pid = created.pid;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::other("invalid container pid"))?,
+        rustix::process::PidfdFlags::empty(),
+    )?;
+    write_atomic(
+        &config.dir.join("state.json"),
+        &serde_json::to_vec(&RunState { pid, shim_pid: std::process::id() as i32, started_at: log::timestamp_now() })?,
+    )?;
+    ready.write_all(&serde_json::to_vec(&Ready { pid: Some(pid), error: None, code: None })?)?;
+    drop(ready);
+
+    let mut clients: Vec<Client> = Vec::new();
+    let mut outputs: Vec<(u8, Option<OwnedFd>)> = outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
+    let mut stdin_w = stdin_w;
+    let mut exited: Option<(i32, Option<i32>)> = None;
+    let mut drain_deadline: Option<std::time::Instant> = None;
+    let mut started = false;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // build the poll set: listener, pidfd, outputs, clients
+        let mut fds: Vec<rustix::event::PollFd<'_>> = Vec::new();
+        fds.push(rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN));
+        fds.push(rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN));
+        let out_base = fds.len();
+        let live_outputs: Vec<usize> = outputs.iter().enumerate().filter(|(_, (_, fd))| fd.is_some()).map(|(i, _)| i).collect();
+        for i in &live_outputs {
+            fds.push(rustix::event::PollFd::new(outputs[*i].1.as_ref().expect("live"), rustix::event::PollFlags::IN));
+        }
+        let client_base = fds.len();
+        for c in &clients {
+            fds.push(rustix::event::PollFd::new(&c.stream, rustix::event::PollFlags::IN));
+        }
+        let timeout = match drain_deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                Some(rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 })
+            }
+            None => None,
+        };
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let revents: Vec<rustix::event::PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        drop(fds);
+
+        // new clients
+        if !revents[0].is_empty() {
+            while let Ok((stream, _)) = listener.accept() {
+                let _ = stream.set_nonblocking(true);
+                clients.push(Client { stream, stdin: false, inbuf: Vec::new(), hello_done: false, dead: false });
+            }
+        }
+        // container output
+        for (k, i) in live_outputs.iter().enumerate() {
+            let ev = revents[out_base + k];
+            if ev.is_empty() {
+                continue;
+            }
+            let (stream_id, fd) = (&outputs[*i].0, outputs[*i].1.as_ref().expect("live"));
+            let n = match rustix::io::read(fd, &mut buf) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => continue,
+                Err(_) => 0, // EIO on a pty whose slave closed
+            };
+            if n == 0 {
+                outputs[*i].1 = None;
+                continue;
+            }
+            let _ = log.write((*stream_id as usize).saturating_sub(1), &buf[..n]);
+            let f = frame(*stream_id, &buf[..n]);
+            for c in clients.iter_mut().filter(|c| c.hello_done && !c.dead) {
+                if c.stream.set_nonblocking(false).is_ok() && c.stream.write_all(&f).is_err() {
+                    c.dead = true;
+                }
+                let _ = c.stream.set_nonblocking(true);
+            }
+        }
+        // client input
+        for (k, c) in clients.iter_mut().enumerate() {
+            if revents[client_base + k].is_empty() || c.dead {
+                continue;
+            }
+            match c.stream.read(&mut buf) {
+                Ok(0) => c.dead = true,
+                Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => c.dead = true,
+            }
+            if !c.hello_done {
+                if let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+                    match serde_json::from_slice::<Hello>(&line) {
+                        Ok(Hello::Start) => {
+                            let answer = if started {
+                                serde_json::json!({"ok": true})
+                            } else {
+                                match created.start() {
+                                    Ok(()) => {
+                                        started = true;
+                                        serde_json::json!({"ok": true})
+                                    }
+                                    Err(e) => serde_json::json!({"error": error_chain(&e)}),
+                                }
+                            };
+                            let _ = c.stream.set_nonblocking(false);
+                            let _ = c.stream.write_all(format!("{answer}\n").as_bytes());
+                            c.dead = true;
+                        }
+                        Ok(Hello::Attach { stdin }) => {
+                            c.stdin = stdin;
+                            c.hello_done = true;
+                        }
+                        Err(_) => c.dead = true,
+                    }
+                }
+            }
+            // frames from the client
+            while c.hello_done && c.inbuf.len() >= 5 {
+                let len = u32::from_be_bytes([c.inbuf[1], c.inbuf[2], c.inbuf[3], c.inbuf[4]]) as usize;
+                if c.inbuf.len() < 5 + len {
+                    break;
+                }
+                let kind = c.inbuf[0];
+                let data: Vec<u8> = c.inbuf.drain(..5 + len).skip(5).collect();
+                match kind {
+                    0 if c.stdin => {
+                        if let Some(w) = &stdin_w {
+                            let mut f = std::fs::File::from(w.try_clone()?);
+                            if f.write_all(&data).is_err() {
+                                stdin_w = None;
+                            }
+                        }
+                    }
+                    3 if data.len() == 4 => {
+                        if let (true, Some(w)) = (config.tty, &stdin_w) {
+                            let ws = rustix::termios::Winsize {
+                                ws_row: u16::from_be_bytes([data[0], data[1]]),
+                                ws_col: u16::from_be_bytes([data[2], data[3]]),
+                                ws_xpixel: 0,
+                                ws_ypixel: 0,
+                            };
+                            let _ = rustix::termios::tcsetwinsize(w, ws);
+                        }
+                    }
+                    4 if c.stdin && !config.tty => stdin_w = None,
+                    4 if c.stdin && config.tty => {
+                        // EOF on a tty: send ^D
+                        if let Some(w) = &stdin_w {
+                            let _ = rustix::io::write(w, &[4]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        clients.retain(|c| !c.dead);
+
+        // the container exited?
+        if exited.is_none() && !revents[1].is_empty() {
+            if let Some(st) = reap(pid) {
+                exited = Some(st);
+                // give the pipes a moment to drain what was written before exit
+                drain_deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
+            }
+        }
+        // reap orphans re-parented to us (we are their subreaper)
+        while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
+        if exited.is_some() {
+            let outputs_done = outputs.iter().all(|(_, fd)| fd.is_none());
+            let timed_out = drain_deadline.is_some_and(|d| std::time::Instant::now() >= d);
+            if outputs_done || timed_out {
+                break;
+            }
+        }
+    }
+    let _ = log.flush();
+    let (exit_code, signal) = exited.expect("loop ends after exit");
+    let state = ExitState { exit_code, signal, oom_killed: cgroup.oom_killed(), finished_at: log::timestamp_now(), error: None };
+    write_atomic(&config.dir.join("exit.json"), &serde_json::to_vec(&state)?)?;
+    for mut c in clients {
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        let _ = c.stream.flush();
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    cgroup.destroy();
+    Ok(state)
+}
+
+/// Waits for `pid` without blocking; returns (Docker exit code, signal).
+fn reap(pid: i32) -> Option<(i32, Option<i32>)> {
+    let p = rustix::process::Pid::from_raw(pid)?;
+    match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => {
+            if let Some(code) = status.exit_status() {
+                Some((code, None))
+            } else {
+                let sig = status.terminating_signal().unwrap_or(9);
+                Some((128 + sig, Some(sig)))
+            }
+        }
+        _ => None,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+
+/// A pidfd for `pid` (readable once it exits), for the daemon's watchers.
+pub fn pidfd(pid: i32) -> io::Result<OwnedFd> {
+    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
+    Ok(rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())?)
+}
+
+/// Sends signal number `sig` to `pid`.
+pub fn send_signal(pid: i32, sig: i32) -> io::Result<()> {
+    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
+    let s = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid signal {sig}")))?;
+    Ok(rustix::process::kill_process(p, s)?)
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// [`ShimCgroup`] over the real cgroup manager.
+pub struct HostCgroup {
+    manager: Option<crate::cgroup::CgroupManager>,
+    cgroup: Option<crate::cgroup::Cgroup>,
+    id: String,
+    resources: Option<oci_spec::runtime::LinuxResources>,
+    error: Option<String>,
+}
+
+impl HostCgroup {
+    /// Detects the host's cgroup layout under `root`; errors are reported at `join`.
+    pub fn new(config: &ShimConfig, resources: Option<oci_spec::runtime::LinuxResources>) -> HostCgroup {
+        let manager = crate::cgroup::CgroupManager::detect(&config.cgroup_root, Path::new("/proc"))
+            .and_then(|m| m.with_parent(&config.cgroup_parent));
+        let (manager, error) = match manager {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(error_chain(&e))),
+        };
+        HostCgroup { manager, cgroup: None, id: config.id.clone(), resources, error }
+    }
+}
+
+impl ShimCgroup for HostCgroup {
+    fn join(&mut self, pid: i32) -> Result<(), String> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let m = self.manager.as_ref().expect("manager without error");
+        let cg = m.create(&self.id).map_err(|e| error_chain(&e))?;
+        self.cgroup = Some(cg);
+        let cg = self.cgroup.as_ref().expect("just set");
+        if let Some(r) = &self.resources {
+            cg.apply(r).map_err(|e| error_chain(&e))?;
+        }
+        let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| "invalid pid".to_string())?;
+        cg.add_pid(p).map_err(|e| error_chain(&e))
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|c| c.oom_killed().unwrap_or(false))
+    }
+
+    fn destroy(&mut self) {
+        if let Some(c) = self.cgroup.take() {
+            if let Err(e) = c.destroy() {
+                let _ = writeln!(io::stderr(), "berth shim {}: removing cgroup: {}", self.id, error_chain(&e));
+            }
+        }
+    }
+}
+
+/// `berth shim CONFIG`: detaches from the daemon (double fork, new session), reports on
+/// stdout, then runs the container. Returns the process exit code.
+pub fn main(config_path: &Path) -> i32 {
+    let config: ShimConfig = match std::fs::read(config_path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(io::stdout(), "{}", serde_json::json!({"error": format!("reading {}: {e}", config_path.display()), "code": 125}));
+            return 125;
+        }
+    };
+    // the daemon waits for this process; the shim proper lives on in a grandchild
+    match crate::sys::clone_process(0) {
+        Ok(crate::sys::Forked::Parent(_)) => return 0,
+        Ok(crate::sys::Forked::Child) => {}
+        Err(e) => {
+            let _ = writeln!(io::stdout(), "{}", serde_json::json!({"error": format!("forking the shim: {e}"), "code": 125}));
+            return 125;
+        }
+    }
+    let _ = rustix::process::setsid();
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // our stdout is the daemon's report pipe: keep it as `ready`, point fd 1 at /dev/null
+    let ready = match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3) {
+        Ok(fd) => fd,
+        Err(_) => return 125,
+    };
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        let _ = crate::sys::dup_onto(null.as_raw_fd(), 1);
+    }
+    let resources = std::fs::read(config.bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<oci_spec::runtime::Spec>(&b).ok())
+        .and_then(|s| s.linux().clone())
+        .and_then(|l| l.resources().clone());
+    let mut cgroup = HostCgroup::new(&config, resources);
+    match run(&config, &mut cgroup, ready) {
+        Ok(state) => state.exit_code.clamp(0, 255),
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "berth shim {}: {e}", config.id);
+            let state = ExitState { exit_code: 255, signal: None, oom_killed: false, finished_at: log::timestamp_now(), error: Some(e.to_string()) };
+            let _ = write_atomic(&config.dir.join("exit.json"), &serde_json::to_vec(&state).unwrap_or_default());
+            cgroup.destroy();
+            255
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The few raw syscalls the runtime needs that `rustix` does not wrap: clone with namespace
+//! flags, execve, close_range, capability bounding/ambient sets, and `_exit`.
+//! Every function here is a thin wrapper returning `io::Error`; nothing else in the crate
+//! calls `libc` for syscalls.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+
+/// What `clone_process` returned in each process.
+pub enum Forked {
+    /// In the parent: the child's pid.
+    Parent(i32),
+    /// In the child.
+    Child,
+}
+
+/// `clone(flags | SIGCHLD)` without a new stack: fork semantics plus new namespaces.
+/// The caller must be single-threaded (the shim and the runtime CLI are), so the child may
+/// allocate and take locks freely.
+pub fn clone_process(namespace_flags: libc::c_int) -> io::Result<Forked> {
+    // SAFETY: a raw clone with a null stack behaves like fork(2): the child continues on a
+    // copy-on-write copy of this stack. The callers are single-threaded, so no lock held by
+    // another thread can be left locked in the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (namespace_flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// `execve(path, argv, envp)`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: all pointers come from live CStrings owned by the caller and both arrays are
+    // NULL-terminated; execve only returns on failure.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Marks every fd from `first` up close-on-exec (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`),
+/// so nothing of the runtime leaks into the container (CVE-2024-21626 class).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags of this process; no memory is passed.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret == 0 {
+        return Ok(());
+    }
+    // kernels before 5.11: walk /proc/self/fd
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &i32| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: setting FD_CLOEXEC on an fd number; a stale number just fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the prctl options used here take integer arguments only.
+    let ret = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Drops capability number `cap` from the bounding set.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    match prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
+        // a capability this kernel does not know is not in the set anyway
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        r => r,
+    }
+}
+
+/// Raises capability number `cap` in the ambient set.
+pub fn ambient_raise(cap: u32) -> io::Result<()> {
+    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong)
+}
+
+/// The highest capability number this kernel knows.
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// `setresuid`/`setresgid`-style identity change of this thread... and process: glibc's
+/// setuid broadcasts to all threads, and this process is single-threaded here.
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: the pointer and length describe a live Vec of gid_t.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: integer arguments only.
+    if unsafe { libc::setresgid(gid, gid, gid) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: integer arguments only.
+    if unsafe { libc::setresuid(uid, uid, uid) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Ends the process at once, without running destructors or atexit handlers (for a failed
+/// child after clone).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// `umask(mask)`.
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// `mount(2)` with raw flags (the runtime parses OCI mount options into `MS_*` bits itself).
+pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: u64, data: Option<&CStr>) -> io::Result<()> {
+    let p = |c: Option<&CStr>| c.map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is either null or a live NUL-terminated string.
+    let ret = unsafe {
+        libc::mount(p(source), target.as_ptr(), p(fstype), flags as libc::c_ulong, p(data) as *const libc::c_void)
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `umount2(target, flags)`.
+pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: target is a live NUL-terminated string.
+    if unsafe { libc::umount2(target.as_ptr(), flags) } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `dup2(fd, target)`, also clearing close-on-exec when `fd == target`.
+pub fn dup_onto(fd: std::os::fd::RawFd, target: std::os::fd::RawFd) -> io::Result<()> {
+    if fd == target {
+        // SAFETY: fcntl on an fd number the caller owns; integer arguments only.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 on fd numbers; the caller owns `fd` and intends to replace `target`.
+    if unsafe { libc::dup2(fd, target) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `unshare(flags)` (the cgroup namespace, after the cgroup was joined).
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes an integer; this process is single-threaded, so no other thread's
+    // view of the namespaces can be invalidated.
+    if unsafe { libc::unshare(flags) } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

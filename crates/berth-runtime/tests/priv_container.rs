@@ -1,0 +1,120 @@
+//! The runtime against the real kernel: a busybox root, namespaces, mounts, pivot_root,
+//! Docker's capabilities and seccomp profile, observed from inside the container.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use berth_runtime::{create, defaults, CreateOptions, ProcessIo};
+use berth_testkit::priv_test;
+
+fn busybox_root(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let tar = berth_testkit::image::busybox_base_layer().expect("busybox layer");
+    let tar_path = dir.join("base.tar");
+    std::fs::write(&tar_path, tar).expect("write tar");
+    let st = std::process::Command::new("tar").arg("-xf").arg(&tar_path).arg("-C").arg(&root).status().expect("tar runs");
+    assert!(st.success());
+    root
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Result<Run, berth_runtime::RuntimeError> {
+    let (out_r, out_w) = rustix::pipe::pipe().expect("pipe");
+    let (err_r, err_w) = rustix::pipe::pipe().expect("pipe");
+    let created = create(
+        CreateOptions {
+            spec,
+            bundle,
+            overlay: None,
+            io: ProcessIo::Fds { stdin: None, stdout: out_w, stderr: err_w },
+            wait_for_start: false,
+            preserve_fds: 0,
+        },
+        |_| Ok(()),
+    )?;
+    let read = |fd: OwnedFd| {
+        let mut s = String::new();
+        std::fs::File::from(fd).read_to_string(&mut s).expect("read");
+        s
+    };
+    let stdout = read(out_r);
+    let stderr = read(err_r);
+    let pid = rustix::process::Pid::from_raw(created.pid).expect("pid");
+    let (_, status) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()).expect("wait").expect("status");
+    let code = status.exit_status().unwrap_or_else(|| 128 + status.terminating_signal().unwrap_or(0));
+    Ok(Run { code, stdout, stderr })
+}
+
+fn spec_with(args: &[&str]) -> oci_spec::runtime::Spec {
+    let mut spec = defaults::base_spec();
+    let caps: Vec<String> = berth_runtime::caps::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect();
+    let p = spec.process_mut().as_mut().expect("process");
+    p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+    let l = spec.linux_mut().as_mut().expect("linux");
+    l.set_seccomp(Some(berth_runtime::seccomp::docker_default(&caps, berth_runtime::seccomp::Arch::host().expect("x86_64 or aarch64 host"))));
+    spec
+}
+
+priv_test! {
+    fn runs_busybox_isolated_with_docker_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_root(dir.path());
+        let spec = spec_with(&["/bin/sh", "-c", "echo hello; hostname; echo pid=$$; grep -E '^(CapEff|CapBnd|Seccomp|NoNewPrivs):' /proc/self/status; ls /dev; cat /proc/1/cmdline | tr '\\0' ' '; echo; (echo x > /proc/sys/kernel/hostname) 2>&1; mount -t tmpfs none /mnt 2>&1; echo done"]);
+        let r = run(&spec, dir.path()).expect("container runs");
+        assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+        let out = r.stdout;
+        assert!(out.starts_with("hello\nberth\npid=1\n"), "hostname and pid namespace: {out}");
+        assert!(out.contains("CapEff:\t00000000a80425fb"), "Docker's default capabilities: {out}");
+        assert!(out.contains("CapBnd:\t00000000a80425fb"), "bounding set too: {out}");
+        assert!(out.contains("Seccomp:\t2"), "seccomp filter mode: {out}");
+        for dev in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd"] {
+            assert!(out.lines().any(|l| l == dev), "/dev/{dev} exists: {out}");
+        }
+        assert!(out.contains("Read-only file system") || out.contains("Permission denied"), "/proc/sys is read-only: {out}");
+        assert!(out.contains("mount: permission denied") || out.contains("Operation not permitted"), "mount refused: {out}");
+        assert!(out.ends_with("done\n"));
+        // nothing of the container's mounts leaked into the host
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(!mounts.contains(&dir.path().display().to_string()), "no mount left in the host namespace");
+    }
+}
+
+priv_test! {
+    fn exec_failures_have_docker_exit_codes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_root(dir.path());
+        let err = run(&spec_with(&["nosuchcommand"]), dir.path()).err().expect("fails");
+        match err {
+            berth_runtime::RuntimeError::Init { code, message } => {
+                assert_eq!(code, 127);
+                assert!(message.contains("executable file not found in $PATH"), "{message}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+        std::fs::write(dir.path().join("rootfs/notexec"), "data").expect("write");
+        let err = run(&spec_with(&["/notexec"]), dir.path()).err().expect("fails");
+        assert!(matches!(err, berth_runtime::RuntimeError::Init { code: 126, .. }), "{err}");
+        let mut spec = spec_with(&["true"]);
+        spec.process_mut().as_mut().expect("process").set_cwd(PathBuf::from("/nonexistent"));
+        let err = run(&spec, dir.path()).err().expect("fails");
+        assert!(err.to_string().contains("chdir to cwd"), "{err}");
+    }
+}
+
+priv_test! {
+    fn no_runtime_fd_leaks_into_the_container() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_root(dir.path());
+        // an fd the parent holds open must not be visible inside
+        let _held = std::fs::File::open("/etc/hostname").expect("open");
+        let r = run(&spec_with(&["/bin/sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]), dir.path()).expect("runs");
+        assert_eq!(r.stdout.trim(), "0 1 2 3", "only stdio (and ls's own dir fd): {}", r.stdout);
+    }
+}
