@@ -340,7 +340,7 @@ state_setup() {
             local src fstype opts dev
             read -r src fstype opts < <(findmnt -no SOURCE,FSTYPE,OPTIONS -T "$S")
             dev="$(basename "$src")"
-            FS_DESC="host filesystem: $fstype on $src ($opts)"
+            FS_DESC="Host filesystem: $fstype on $src ($opts)"
             if [ "$fstype" = ext4 ]; then
                 if compgen -G "/proc/fs/jbd2/$dev-*" >/dev/null; then FS_DESC="$FS_DESC, with journal"
                 else FS_DESC="$FS_DESC, **without journal**"; fi
@@ -352,7 +352,7 @@ state_setup() {
             mkfs.ext4 -q -F "$T/state-ext4.img"
             mount -o loop "$T/state-ext4.img" "$S"
             CLEANUP+=("mountpoint -q '$S' && umount '$S'")
-            FS_DESC="fresh ext4 with journal (mkfs.ext4 defaults) on $(findmnt -no SOURCE -T "$S"), image file on the host filesystem"
+            FS_DESC="Fresh ext4 with journal (mkfs.ext4 defaults) on $(findmnt -no SOURCE -T "$S"), image file on the host filesystem"
             ;;
     esac
 }
@@ -665,6 +665,7 @@ SECTION="$T/section.md"
     echo "  \`--prepare\` removes the local state, checks it is gone, then runs \`sync\`: berth \`rmi -f\` + \`image prune -a -f\`; docker \`rmi -f\` + \`image prune -a -f\`; podman \`rmi -a -f\`; skopeo \`rm -rf\` of the OCI dir."
     echo "  Second image: the first image is present, the second one and its own top layer are not. Warm: everything present; one hyperfine run with all engines, 3 warm-ups, $WARM_RUNS runs."
     echo "  berth, docker and podman download, verify and unpack (ready to run); skopeo only downloads. Each engine keeps its state (berth --root, dockerd --data-root, podman --root, skopeo's OCI dir) on the filesystem named in the heading; berth and dockerd are private instances started by the script."
+    echo "- Why two filesystems: ext4 without a journal skips inodes freed in the last 60 s (360 s while their inode-table block is dirty) when it allocates new ones, one lookup each (fs/ext4/ialloc.c recently_deleted()), so a pull right after removing the previous copy can spend most of its time in the kernel, by an amount that depends on where the inodes land. The journaled ext4 shows the engines without that effect."
     echo "- Issue's reference figures on this machine (cold, host filesystem): docker 4.6 s, podman 14.3 s, skopeo 0.53 s. Targets: berth cold >= 3.5x faster than docker pull; warm pull < 50 ms."
     echo
     for s in "${SECTIONS[@]}"; do echo "$s"; echo; done

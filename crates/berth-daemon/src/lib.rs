@@ -1,6 +1,7 @@
 //! berth-daemon: configuration, start-up, and the Docker Engine API router. Routes only parse
 //! into engine calls and render results; errors become statuses in `error::status_of` alone.
 
+mod containers;
 pub mod error;
 mod images;
 mod system;
@@ -62,6 +63,19 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
         .route("/berth/images/tags", get(images::remote_tags))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route(
             "/images/{*rest}",
             get(images::by_name)
@@ -175,13 +189,26 @@ pub async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     let pid_path = root.join("daemon.pid");
     std::fs::write(&pid_path, format!("{}\n", std::process::id()))
         .map_err(io_err("writing", &pid_path))?;
+    // shims run from a sealed copy of this binary (see berth_runtime::shim::sealed_self_copy)
+    let mut engine_config = config.engine.clone();
+    let _sealed = match berth_runtime::shim::sealed_self_copy() {
+        Ok((fd, path)) => {
+            engine_config.shim_exe = Some(path);
+            Some(fd)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make a sealed copy of the berth binary; containers cannot be started");
+            None
+        }
+    };
     let engine =
         Arc::new(
-            Engine::open(config.engine.clone()).map_err(|source| DaemonError::Engine {
+            Engine::open(engine_config).map_err(|source| DaemonError::Engine {
                 root: root.clone(),
                 source,
             })?,
         );
+    engine.reconcile().await;
     let socket = &config.socket;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;

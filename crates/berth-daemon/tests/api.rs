@@ -15,6 +15,8 @@ fn engine() -> (tempfile::TempDir, Arc<Engine>) {
         root: dir.path().to_path_buf(),
         registry: Default::default(),
         pull: Default::default(),
+        shim_exe: None,
+        cgroup_parent: "berth-test".into(),
     })
     .expect("engine");
     (dir, Arc::new(engine))

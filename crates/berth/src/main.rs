@@ -66,6 +66,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // the shim runs before anything else: no argument parser, no async runtime, one thread
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "shim") {
+        let Some(config) = args.next() else {
+            output::error("usage: berth shim CONFIG.json (started by the daemon)");
+            return ExitCode::from(125);
+        };
+        let code = berth_runtime::shim::main(std::path::Path::new(&config));
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use berth_api::containers::CreateRequest;
 use berth_runtime::shim::log::LogConfig;
 use berth_runtime::shim::{self, ExitState, Hello, Ready, RunState, ShimConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 pub use store::{Container, ContainerStore, State};
@@ -350,9 +350,11 @@ impl Engine {
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .spawn()
             .map_err(|e| EngineError::Internal(format!("starting shim {}: {e}", exe.display())))?;
-        let mut out = child.stdout.take().expect("piped stdout");
-        let mut buf = Vec::new();
-        out.read_to_end(&mut buf).await.map_err(|e| EngineError::Internal(format!("reading shim report: {e}")))?;
+        let out = child.stdout.take().expect("piped stdout");
+        // one line, not EOF: the container process keeps the pipe until its execve
+        let mut line = String::new();
+        tokio::io::BufReader::new(out).read_line(&mut line).await.map_err(|e| EngineError::Internal(format!("reading shim report: {e}")))?;
+        let buf = line.into_bytes();
         let _ = child.wait().await;
         if buf.is_empty() {
             let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();

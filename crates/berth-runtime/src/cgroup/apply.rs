@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::LinuxResources;
 
 use super::detect::Controller;
+use super::devices::DeviceProgram;
 use super::error::{CgroupError, WrapIo};
 use super::fs::{self as cgfs, CgroupFs};
 
@@ -47,6 +48,13 @@ pub(crate) enum Step {
         /// `cpu.cfs_period_us`.
         period: Option<u64>,
     },
+    /// v2 device rules: attach `program` to the cgroup `dir`.
+    DeviceProgram {
+        /// The cgroup directory.
+        dir: PathBuf,
+        /// The compiled rules.
+        program: DeviceProgram,
+    },
     /// `memory.checkBeforeUpdate`: refuse a limit below the current usage.
     CheckUsage {
         /// The usage file.
@@ -75,6 +83,14 @@ pub(crate) fn execute(fs: &dyn CgroupFs, steps: &[Step]) -> Result<(), CgroupErr
             Step::MemoryV1 { dir, limit, swap } => memory_v1(fs, dir, *limit, *swap)?,
             Step::CpuBandwidthV1 { dir, quota, period } => {
                 cpu_bandwidth_v1(fs, dir, *quota, *period)?
+            }
+            Step::DeviceProgram { dir, program } => {
+                fs.set_device_program(dir, program).map_err(|source| {
+                    CgroupError::DeviceProgram {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?;
             }
             Step::CheckUsage { path, limit } => {
                 let usage = cgfs::read_u64(fs, path)?;

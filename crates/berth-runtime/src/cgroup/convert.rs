@@ -151,15 +151,6 @@ pub fn check_page_size(size: &str) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// A device rule's `major:minor`, with `*` for a wildcard.
-pub fn device_numbers(major: Option<i64>, minor: Option<i64>) -> String {
-    let part = |n: Option<i64>| match n {
-        Some(n) if n >= 0 => n.to_string(),
-        _ => "*".to_owned(),
-    };
-    format!("{}:{}", part(major), part(minor))
-}
-
 #[cfg(test)]
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
@@ -240,15 +231,12 @@ mod tests {
     }
 
     #[test]
-    fn cgroup_page_sizes_and_device_numbers() {
+    fn cgroup_page_sizes() {
         check_page_size("2MB").unwrap();
         check_page_size("1GB").unwrap();
         check_page_size("64KB").unwrap();
         assert!(check_page_size("2M").is_err());
         assert!(check_page_size("../2MB").is_err());
         assert!(check_page_size("MB").is_err());
-        assert_eq!(device_numbers(Some(1), Some(3)), "1:3");
-        assert_eq!(device_numbers(None, None), "*:*");
-        assert_eq!(device_numbers(Some(136), None), "136:*");
     }
 }

@@ -128,6 +128,15 @@ pub enum CgroupError {
         /// How long it waited.
         waited: Duration,
     },
+    /// The v2 device filter (an eBPF program) could not be loaded or attached.
+    #[error("attaching the device filter for linux.resources.devices to {path}")]
+    DeviceProgram {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// A process of the cgroup could not be signalled.
     #[error("sending signal {signal} to process {pid} of {path}")]
     Signal {
@@ -204,6 +213,7 @@ impl CgroupError {
             | CgroupError::CreateDir { source, .. }
             | CgroupError::RemoveDir { source, .. }
             | CgroupError::ListDir { source, .. }
+            | CgroupError::DeviceProgram { source, .. }
             | CgroupError::Signal { source, .. } => source.raw_os_error(),
             _ => None,
         }

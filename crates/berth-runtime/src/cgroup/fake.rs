@@ -9,6 +9,7 @@
 //! - `cgroup.subtree_control` accepts `+name` only for controllers in `cgroup.controllers`;
 //! - v1 `memory.limit_in_bytes`/`memory.memsw.limit_in_bytes` keep memsw ≥ limit (`EINVAL`
 //!   otherwise) and store -1 as the kernel's "unlimited" number; `cpu.shares` is clamped;
+//! - v2 device programs are recorded, not run (the devices module tests run them);
 //! - v1 `freezer.state` passes through `FREEZING` for a configurable number of reads;
 //!   v2 `cgroup.freeze` updates `cgroup.events`; `cgroup.kill` empties `cgroup.procs`.
 //!
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use super::detect::Controller;
+use super::devices::DeviceProgram;
 use super::fs::CgroupFs;
 
 /// The kernel's v1 "unlimited" for 4 KiB pages.
@@ -65,6 +67,8 @@ pub const V2_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma misc";
 #[derive(Debug, Default)]
 struct FakeState {
     writes: Vec<FakeWrite>,
+    /// Device programs attached, with the cgroup directory relative to the root.
+    device_programs: Vec<(PathBuf, DeviceProgram)>,
     /// file name → errno for writes to refuse.
     failures: HashMap<String, i32>,
     /// Reads of `freezer.state` that still show FREEZING, per file.
@@ -182,6 +186,11 @@ impl FakeCgroupFs {
             .collect()
     }
 
+    /// The device programs attached so far (v2), with the cgroup relative to the root.
+    pub fn device_programs(&self) -> Vec<(PathBuf, DeviceProgram)> {
+        self.lock().device_programs.clone()
+    }
+
     /// Forgets the writes recorded so far.
     pub fn clear_writes(&self) {
         self.lock().writes.clear();
@@ -193,7 +202,7 @@ impl FakeCgroupFs {
     }
 
     /// How many reads of `freezer.state` show FREEZING after FROZEN is written
-    /// (`usize::MAX`: the cgroup never finishes freezing).
+    /// (`usize::MAX`: the cgroup never finishes freezing, on v1 or v2).
     pub fn set_freezing_reads(&self, reads: usize) {
         *self
             .freezing_reads
@@ -349,9 +358,17 @@ impl FakeCgroupFs {
         let einval = || io::Error::from_raw_os_error(libc::EINVAL);
         let dir = path.parent().unwrap_or(&self.root);
         let parse_limit = |text: &str| -> io::Result<i128> {
+            // -1 and the kernel's own "unlimited" number are the same limit
             match text.trim() {
                 "-1" => Ok(i128::from(i64::MAX)),
-                other => other.parse::<i128>().map_err(|_| einval()),
+                other => {
+                    let value = other.parse::<i128>().map_err(|_| einval())?;
+                    Ok(if value >= 9_223_372_036_854_771_712 {
+                        i128::from(i64::MAX)
+                    } else {
+                        value
+                    })
+                }
             }
         };
         let render_limit = |limit: i128| {
@@ -414,7 +431,14 @@ impl FakeCgroupFs {
                     "1" => "1",
                     _ => return Err(einval()),
                 };
-                self.update_events(dir, "frozen", frozen)?;
+                let stuck = *self
+                    .freezing_reads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    == usize::MAX;
+                if !stuck {
+                    self.update_events(dir, "frozen", frozen)?;
+                }
                 Ok(frozen.to_owned())
             }
             "cgroup.kill" => {
@@ -542,6 +566,17 @@ impl CgroupFs for FakeCgroupFs {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn set_device_program(&self, dir: &Path, program: &DeviceProgram) -> io::Result<()> {
+        let relative = self.relative(dir)?.to_path_buf();
+        if self.layout != FakeLayout::V2 || !dir.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        self.lock()
+            .device_programs
+            .push((relative, program.clone()));
+        Ok(())
     }
 
     fn sub_dirs(&self, path: &Path) -> io::Result<Vec<PathBuf>> {

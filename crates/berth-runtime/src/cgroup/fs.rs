@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::devices::DeviceProgram;
 use super::error::{CgroupError, WrapIo};
 
 /// File operations on a cgroup file system. cgroupfs differs from a plain directory tree:
@@ -29,6 +30,9 @@ pub trait CgroupFs: fmt::Debug + Send + Sync {
     fn exists(&self, path: &Path) -> bool;
     /// The child directories (child cgroups) of `path`.
     fn sub_dirs(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Makes `program` the v2 device filter of the cgroup `dir` (an eBPF program attached to
+    /// the directory), replacing any attached before.
+    fn set_device_program(&self, dir: &Path, program: &DeviceProgram) -> io::Result<()>;
 }
 
 /// The kernel's cgroup file systems, reached through ordinary file calls.
@@ -68,6 +72,10 @@ impl CgroupFs for HostCgroupFs {
         }
         dirs.sort();
         Ok(dirs)
+    }
+
+    fn set_device_program(&self, dir: &Path, program: &DeviceProgram) -> io::Result<()> {
+        super::bpf::replace_device_program(dir, program)
     }
 }
 

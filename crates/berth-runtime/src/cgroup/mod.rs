@@ -16,11 +16,15 @@
 //! Resources come as OCI [`LinuxResources`] and are applied as runc applies them (the same
 //! shares→weight and memory+swap→swap conversions on v2). A field this host or cgroup version
 //! cannot enforce is refused with an error naming it, before anything is written; a value the
-//! kernel refuses is reported with the file and the value.
+//! kernel refuses is reported with the file and the value. Device rules become
+//! `devices.allow`/`devices.deny` lines on v1 and an eBPF program attached to the cgroup on v2
+//! (the module's only `unsafe`, in `bpf.rs`).
 
 mod apply;
+mod bpf;
 pub mod convert;
 mod detect;
+mod devices;
 mod error;
 mod fs;
 mod stats;
@@ -45,6 +49,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
 pub use detect::{CgroupMode, Controller};
+pub use devices::{BpfInsn, DeviceProgram};
 pub use error::CgroupError;
 pub use fs::{CgroupFs, HostCgroupFs};
 pub use stats::{CgroupStats, CpuStats, FreezerState, Limit, MemoryStats, PidsStats};
@@ -156,12 +161,14 @@ impl CgroupManager {
         let cgroup = self.open(id)?;
         match &cgroup.layout {
             Layout::V1(v1) => {
-                let created = v1.create(self.fs.as_ref()).inspect_err(|_| {
-                    // best effort: leave no half-made cgroup behind the error
-                    for dir in v1.paths() {
-                        let _ = self.fs.remove_dir(&dir);
+                let mut created = Vec::new();
+                if let Err(err) = v1.create(self.fs.as_ref(), &mut created) {
+                    // best effort: leave no half-made cgroup behind the error being returned
+                    for dir in created.iter().rev() {
+                        let _ = self.fs.remove_dir(dir);
                     }
-                })?;
+                    return Err(err);
+                }
                 tracing::debug!(id, dirs = created.len(), "cgroup v1 created");
             }
             Layout::V2(v2) => {
@@ -239,8 +246,9 @@ impl Cgroup {
     }
 
     /// Applies resource limits. Fields this host or cgroup version cannot enforce are refused
-    /// (an error naming the field) before anything is written; a value the kernel refuses is
-    /// reported with its file and value, and the writes before it stay applied.
+    /// (an error naming the field) before any limit is written (on v2, controllers the
+    /// resources need may have been enabled in the ancestors by then); a value the kernel
+    /// refuses is reported with its file and value, and the writes before it stay applied.
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         let fs = self.fs.as_ref();
         let steps = match &self.layout {
@@ -295,9 +303,9 @@ impl Cgroup {
                         state => Ok(Err(format!("{state:?}"))),
                     }
                 })?;
-                outcome.or_else(|(last, waited)| {
+                outcome.map_err(|(last, waited)| {
                     self.undo_freeze(&path, "THAWED");
-                    Err(timeout_error(&path, "FROZEN", last, waited))
+                    timeout_error(&path, "FROZEN", last, waited)
                 })
             }
             Layout::V2(v2) => {
@@ -311,9 +319,9 @@ impl Cgroup {
                         Err("frozen 0".to_owned())
                     })
                 })?;
-                outcome.or_else(|(last, waited)| {
+                outcome.map_err(|(last, waited)| {
                     self.undo_freeze(&path, "0");
-                    Err(timeout_error(&events, "frozen 1", last, waited))
+                    timeout_error(&events, "frozen 1", last, waited)
                 })
             }
         }
@@ -409,7 +417,17 @@ impl Cgroup {
             return Ok(());
         }
         let before = self.freezer_state().ok();
-        let froze = before.is_some() && self.freeze().is_ok();
+        let froze = before.is_some()
+            && self
+                .freeze()
+                .inspect_err(|err| {
+                    tracing::warn!(
+                        id = %self.id,
+                        error = err as &dyn std::error::Error,
+                        "signalling the cgroup's processes without freezing it"
+                    );
+                })
+                .is_ok();
         let signalled = self.signal_each(signal);
         if froze && (signal == Signal::KILL || before != Some(FreezerState::Frozen)) {
             let thawed = self.thaw();

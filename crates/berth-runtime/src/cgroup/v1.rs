@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::apply::{device_number, required_controllers, Step};
-use super::convert::{check_page_size, device_numbers, limit_v1, parse_limit, pids_max};
+use super::convert::{check_page_size, limit_v1, parse_limit, pids_max};
 use super::detect::Controller;
+use super::devices;
 use super::error::CgroupError;
 use super::fs::{self as cgfs, CgroupFs};
 use super::stats::{CpuStats, FreezerState, MemoryStats, PidsStats};
@@ -78,25 +79,29 @@ impl V1Cgroup {
 
     /// Makes the directory in every hierarchy, parents included. A new cpuset directory starts
     /// with empty `cpuset.cpus`/`cpuset.mems` and cannot take tasks until they are filled, so
-    /// each level is given its parent's values. Returns the leaf directories this call made.
-    pub(crate) fn create(&self, fs: &dyn CgroupFs) -> Result<Vec<PathBuf>, CgroupError> {
-        let mut created = Vec::new();
+    /// each level is given its parent's values. Records in `created` the leaf directories this
+    /// call made, also when it fails part-way, so the caller can remove exactly those.
+    pub(crate) fn create(
+        &self,
+        fs: &dyn CgroupFs,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(), CgroupError> {
         for (mount, controllers) in self.hierarchies() {
             let mut dir = mount.to_path_buf();
-            let mut made_leaf = false;
-            for component in self.relative.components() {
+            let components: Vec<_> = self.relative.components().collect();
+            for (index, component) in components.iter().enumerate() {
                 let parent = dir.clone();
                 dir.push(component);
-                made_leaf = cgfs::ensure_dir(fs, &dir)?;
+                let made = cgfs::ensure_dir(fs, &dir)?;
+                if made && index + 1 == components.len() {
+                    created.push(dir.clone());
+                }
                 if controllers.contains(&Controller::Cpuset) {
                     copy_cpuset_from_parent(fs, &parent, &dir)?;
                 }
             }
-            if made_leaf {
-                created.push(dir);
-            }
         }
-        Ok(created)
+        Ok(())
     }
 
     /// Turns `resources` into writes, refusing what v1 or this host cannot enforce.
@@ -153,34 +158,17 @@ impl V1Cgroup {
         resources: &LinuxResources,
         steps: &mut Vec<Step>,
     ) -> Result<(), CgroupError> {
-        const FIELD: &str = "linux.resources.devices";
         let Some(rules) = resources.devices().as_ref().filter(|r| !r.is_empty()) else {
             return Ok(());
         };
-        let dir = self.dir(Controller::Devices, FIELD)?;
-        for rule in rules {
-            let kind = match rule.typ().unwrap_or_default() {
-                oci_spec::runtime::LinuxDeviceType::A => 'a',
-                oci_spec::runtime::LinuxDeviceType::B => 'b',
-                oci_spec::runtime::LinuxDeviceType::C => 'c',
-                other => {
-                    return Err(CgroupError::invalid(
-                        FIELD,
-                        other.as_str(),
-                        "the device cgroup knows only types a, b and c",
-                    ))
-                }
-            };
-            let access = device_access(rule.access().as_deref())?;
-            let major = rule.major().map(|m| device_number(FIELD, m)).transpose()?;
-            let minor = rule.minor().map(|m| device_number(FIELD, m)).transpose()?;
-            let value = format!("{kind} {} {access}", device_numbers(major, minor));
-            let file = if rule.allow() {
+        let dir = self.dir(Controller::Devices, "linux.resources.devices")?;
+        for rule in devices::parse_rules(rules)? {
+            let file = if rule.allow {
                 "devices.allow"
             } else {
                 "devices.deny"
             };
-            steps.push(write(dir.join(file), value));
+            steps.push(write(dir.join(file), rule.v1_line()));
         }
         Ok(())
     }
@@ -644,22 +632,6 @@ pub(crate) fn parse_freezer_state(path: &Path, text: &str) -> Result<FreezerStat
             content: other.to_owned(),
         }),
     }
-}
-
-/// Validates OCI device access letters (`rwm`), defaulting to all three.
-fn device_access(access: Option<&str>) -> Result<String, CgroupError> {
-    let access = access.unwrap_or("").trim();
-    if access.is_empty() {
-        return Ok("rwm".to_owned());
-    }
-    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(CgroupError::invalid(
-            "linux.resources.devices.access",
-            access,
-            "only r, w and m are allowed",
-        ));
-    }
-    Ok(access.to_owned())
 }
 
 /// `rdma.max` lines, one per device (the same format on v1 and v2).

@@ -12,6 +12,7 @@ use super::convert::{
     pids_max, swap_v2_value,
 };
 use super::detect::Controller;
+use super::devices;
 use super::error::CgroupError;
 use super::fs::{self as cgfs, CgroupFs};
 use super::stats::{parse_flat_keyed, CpuStats, FreezerState, MemoryStats, PidsStats};
@@ -69,9 +70,10 @@ impl V2Cgroup {
                 .copied()
                 .filter(|c| c.is_v2_controller())
                 .collect(),
-            None => controllers_of(fs, &self.root)?
-                .iter()
-                .filter_map(|name| Controller::from_name(name))
+            // in the kernel's order, as the root lists them
+            None => cgfs::read_trimmed(fs, &self.root.join("cgroup.controllers"))?
+                .split_whitespace()
+                .filter_map(Controller::from_name)
                 .filter(|c| c.is_v2_controller())
                 .collect(),
         };
@@ -202,11 +204,8 @@ impl V2Cgroup {
                 ));
             }
         }
-        if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(CgroupError::unsupported(
-                "linux.resources.devices",
-                "on cgroup v2 yet (device rules need an eBPF device filter, not written)",
-            ));
+        if let Some(rules) = resources.devices() {
+            devices::parse_rules(rules)?;
         }
         for key in resources.unified().iter().flat_map(|u| u.keys()) {
             check_unified_key(key)?;
@@ -221,6 +220,12 @@ impl V2Cgroup {
         resources: &LinuxResources,
     ) -> Result<Vec<Step>, CgroupError> {
         let mut steps = Vec::new();
+        if let Some(rules) = resources.devices().as_ref().filter(|r| !r.is_empty()) {
+            steps.push(Step::DeviceProgram {
+                dir: self.dir.clone(),
+                program: devices::compile(&devices::parse_rules(rules)?),
+            });
+        }
         if let Some(cpu) = resources.cpu() {
             for (value, file) in [(cpu.cpus(), "cpuset.cpus"), (cpu.mems(), "cpuset.mems")] {
                 if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {

@@ -232,8 +232,8 @@ impl Assembler {
                     let jf = branch(jf, long_false)?;
                     out.push(SockFilter {
                         code: cmp.opcode(),
-                        jt: short(jt)?,
-                        jf: short(jf)?,
+                        jt: short(jt),
+                        jf: short(jf),
                         k,
                     });
                     for label in pending {
@@ -264,11 +264,8 @@ fn resolve(labels: &[Option<usize>], label: Label, from: usize) -> Result<usize,
     })
 }
 
-fn short(offset: usize) -> Result<u8, SeccompError> {
-    u8::try_from(offset).map_err(|_| SeccompError::Label {
-        label: offset,
-        problem: "ended up out of short-jump range after layout",
-    })
+fn short(offset: usize) -> u8 {
+    u8::try_from(offset).expect("layout makes every short jump 255 or less")
 }
 
 fn stmt(code: u16, k: u32) -> SockFilter {
@@ -281,8 +278,7 @@ fn stmt(code: u16, k: u32) -> SockFilter {
 }
 
 fn goto(offset: usize) -> SockFilter {
-    // Programs are at most a few thousand instructions, far below u32::MAX.
-    let k = u32::try_from(offset).unwrap_or(u32::MAX);
+    let k = u32::try_from(offset).expect("programs are far shorter than 2^32 instructions");
     stmt(BPF_JMP | BPF_JA | BPF_K, k)
 }
 

@@ -107,10 +107,9 @@ pub fn compile_for(profile: &LinuxSeccomp, arch: Arch) -> Result<SeccompProgram,
             }
             asm.bind(native);
             emit_section(&mut asm, &policy, Abi::X86_64);
-        } else {
-            for &abi in abis.iter().filter(|abi| abi.audit_arch() == audit_arch) {
-                emit_section(&mut asm, &policy, abi);
-            }
+        } else if let Some(&abi) = abis.iter().find(|abi| abi.audit_arch() == audit_arch) {
+            // Every other audit arch belongs to exactly one ABI.
+            emit_section(&mut asm, &policy, abi);
         }
     }
 
@@ -317,17 +316,26 @@ fn filter_flags(flags: &[LinuxSeccompFilterFlag], notify: bool) -> u32 {
 /// The dispatch tree and rule blocks of one ABI. Expects `A = nr`.
 fn emit_section(asm: &mut Assembler, policy: &Policy, abi: Abi) {
     let mut by_number: BTreeMap<u32, Vec<&Rule>> = BTreeMap::new();
+    let mut unknown: Vec<&str> = Vec::new();
     for (names, rule) in &policy.rules {
         for name in names {
-            match abi.number(name) {
-                Some(number) => by_number.entry(number).or_default().push(rule),
-                None => tracing::debug!(
-                    syscall = %name,
-                    arch = abi.name(),
-                    "syscall unknown on this architecture; rule skipped"
-                ),
+            let Some(number) = abi.number(name) else {
+                unknown.push(name);
+                continue;
+            };
+            let rules = by_number.entry(number).or_default();
+            // Two names of one entry can be aliases of one number (arm).
+            if !rules.last().is_some_and(|last| std::ptr::eq(*last, rule)) {
+                rules.push(rule);
             }
         }
+    }
+    if !unknown.is_empty() {
+        tracing::debug!(
+            arch = abi.name(),
+            syscalls = ?unknown,
+            "syscalls unknown on this architecture; their rules are skipped"
+        );
     }
 
     let default_block = vec![Rule {

@@ -19,6 +19,16 @@ use super::{compile, docker_default, Arch, SeccompProgram};
 /// Runs `child` in a forked process, returns its exit code. The child is killed by `SIGALRM`
 /// after 10 seconds so a hang fails the test instead of stalling the suite.
 fn in_child(child: impl FnOnce() -> i32) -> i32 {
+    let status = wait_status_of(child);
+    assert!(
+        libc::WIFEXITED(status),
+        "child did not exit normally: wait status {status:#x}"
+    );
+    libc::WEXITSTATUS(status)
+}
+
+/// Runs `child` in a forked process, returns its raw wait status.
+fn wait_status_of(child: impl FnOnce() -> i32) -> i32 {
     // SAFETY: the child only runs `child`, which makes raw system calls and allocates nothing
     // (the program was compiled before), and leaves with `_exit`, so the locks other test
     // threads may hold at fork time are never needed in it.
@@ -36,11 +46,7 @@ fn in_child(child: impl FnOnce() -> i32) -> i32 {
     // SAFETY: `pid` is our child and `status` a valid place for its status.
     let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(waited, pid, "waitpid: {}", io::Error::last_os_error());
-    assert!(
-        libc::WIFEXITED(status),
-        "child did not exit normally: wait status {status:#x}"
-    );
-    libc::WEXITSTATUS(status)
+    status
 }
 
 /// Sets `no_new_privs`, which seccomp(2) needs from an unprivileged caller (the tests show the
@@ -50,15 +56,29 @@ fn set_no_new_privs() -> bool {
     unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 }
 }
 
+/// Keeps a child the filter kills with `SIGSYS` from leaving a core file behind.
+fn no_core_dump() -> bool {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit(2) reads the `rlimit` it is given.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) == 0 }
+}
+
 /// Whether the last call failed with `EPERM`.
 fn failed_with_eperm(result: libc::c_long) -> bool {
     result == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-fn docker_program(caps: &[&str]) -> SeccompProgram {
+fn docker_profile(caps: &[&str]) -> LinuxSeccomp {
     let caps: Vec<String> = caps.iter().map(|cap| (*cap).to_owned()).collect();
     let arch = Arch::host().expect("tests run on x86_64 or aarch64");
-    compile(&docker_default(&caps, arch)).expect("Docker's profile compiles")
+    docker_default(&caps, arch)
+}
+
+fn docker_program(caps: &[&str]) -> SeccompProgram {
+    compile(&docker_profile(caps)).expect("Docker's profile compiles")
 }
 
 priv_test! {
@@ -226,6 +246,133 @@ priv_test! {
             "100 prctl, 101 load gave no listener, 102 listener fd invalid, 103 fork, \
              104 NOTIF_RECV, 105 wrong notification, 106 NOTIF_SEND, 107 waitpid, \
              108 the notified getppid did not return the supervisor's answer"
+        );
+    }
+}
+
+/// An i386 system call from this 64-bit process through `int 0x80`, which the kernel runs (and
+/// seccomp sees) as `AUDIT_ARCH_I386`. Only the number is set: the calls tested take no
+/// pointers or are refused before their arguments are read. Returns eax: the result or -errno.
+#[cfg(target_arch = "x86_64")]
+fn int80(number: i32) -> i32 {
+    let result: i32;
+    // SAFETY: `int 0x80` takes the number in eax and returns in eax; r8-r11 are declared
+    // clobbered (older kernels zeroed them on this path). No memory of ours is handed over.
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inlateout("eax") number => result,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+        );
+    }
+    result
+}
+
+/// An x32 system call: the x86_64 `syscall` instruction with `__X32_SYSCALL_BIT` set.
+#[cfg(target_arch = "x86_64")]
+fn x32_syscall(number: libc::c_long) -> libc::c_long {
+    // SAFETY: the calls tested take no arguments or are refused before reading them.
+    unsafe { libc::syscall(0x4000_0000 | number) }
+}
+
+#[cfg(target_arch = "x86_64")]
+priv_test! {
+    fn x32_follows_the_profile_or_is_killed() {
+        // Docker's profile lists x32: its numbers go through the same rules.
+        let program = docker_program(&["CAP_CHOWN"]);
+        let code = in_child(|| {
+            if !set_no_new_privs() || program.load().is_err() {
+                return 100;
+            }
+            let mut failures = 0;
+            // Allowed: the pid, or ENOSYS where the kernel has no x32 ABI.
+            let pid = x32_syscall(libc::SYS_getpid);
+            if pid != libc::c_long::from(std::process::id() as i32)
+                && !(pid == -1
+                    && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+            {
+                failures |= 1;
+            }
+            if !failed_with_eperm(x32_syscall(libc::SYS_keyctl)) {
+                failures |= 2;
+            }
+            if !failed_with_eperm(x32_syscall(libc::SYS_unshare)) {
+                failures |= 4;
+            }
+            failures
+        });
+        assert_eq!(code, 0, "failure bits: 1 getpid, 2 keyctl, 4 unshare; 100 prctl or load");
+
+        // Without x32 in the profile, an x32 number kills the process.
+        let mut native_only = docker_profile(&["CAP_CHOWN"]);
+        native_only.set_architectures(None);
+        let program = compile(&native_only).expect("profile compiles");
+        let status = wait_status_of(|| {
+            if !no_core_dump() || !set_no_new_privs() || program.load().is_err() {
+                return 100;
+            }
+            x32_syscall(libc::SYS_getpid);
+            0
+        });
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS,
+            "expected death by SIGSYS, got wait status {status:#x}"
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+priv_test! {
+    fn i386_follows_the_profile_or_is_killed() {
+        const I386_MOUNT: i32 = 21;
+        const I386_GETPID: i32 = 20;
+        const I386_KEYCTL: i32 = 288;
+        let probe = wait_status_of(|| {
+            if int80(I386_GETPID) == std::process::id() as i32 { 0 } else { 1 }
+        });
+        assert!(
+            libc::WIFEXITED(probe) && libc::WEXITSTATUS(probe) == 0,
+            "this test needs the kernel's IA32 emulation (int 0x80), which is off here \
+             (wait status {probe:#x})"
+        );
+
+        // Docker's profile lists x86: i386 numbers go through the same rules.
+        let program = docker_program(&["CAP_CHOWN"]);
+        let code = in_child(|| {
+            if !set_no_new_privs() || program.load().is_err() {
+                return 100;
+            }
+            let mut failures = 0;
+            if int80(I386_GETPID) != std::process::id() as i32 {
+                failures |= 1;
+            }
+            if int80(I386_MOUNT) != -libc::EPERM {
+                failures |= 2;
+            }
+            if int80(I386_KEYCTL) != -libc::EPERM {
+                failures |= 4;
+            }
+            failures
+        });
+        assert_eq!(code, 0, "failure bits: 1 getpid, 2 mount, 4 keyctl; 100 prctl or load");
+
+        // Without x86 in the profile, the i386 ABI kills the process.
+        let mut native_only = docker_profile(&["CAP_CHOWN"]);
+        native_only.set_architectures(None);
+        let program = compile(&native_only).expect("profile compiles");
+        let status = wait_status_of(|| {
+            if !no_core_dump() || !set_no_new_privs() || program.load().is_err() {
+                return 100;
+            }
+            int80(I386_GETPID);
+            0
+        });
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS,
+            "expected death by SIGSYS, got wait status {status:#x}"
         );
     }
 }

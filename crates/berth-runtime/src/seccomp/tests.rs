@@ -1,5 +1,7 @@
 //! Compiler and Docker-profile tests: compiled programs run through the BPF interpreter.
 
+use std::collections::HashMap;
+
 use oci_spec::runtime::{
     Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
     LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
@@ -116,34 +118,54 @@ fn profile(default: LinuxSeccompAction, syscalls: Vec<LinuxSyscall>) -> LinuxSec
 
 /// The profile's meaning, evaluated directly: first rule naming the syscall whose conditions
 /// hold, else the default. Actions encoded by oci-spec, independently of the compiler.
-fn reference(profile: &LinuxSeccomp, abi: Abi, number: u32, args: &[u64; 6]) -> u32 {
-    for syscall in profile.syscalls().iter().flatten() {
-        if !syscall
-            .names()
-            .iter()
-            .any(|name| abi.number(name) == Some(number))
-        {
-            continue;
-        }
-        let holds = syscall.args().iter().flatten().all(|condition| {
-            let (value, value_two) = (condition.value(), condition.value_two().unwrap_or(0));
-            let argument = args[condition.index()];
-            if abi.has_32bit_args() {
-                op_holds(
-                    condition.op(),
-                    u64::from(argument as u32),
-                    value & 0xffff_ffff,
-                    value_two & 0xffff_ffff,
-                )
-            } else {
-                op_holds(condition.op(), argument, value, value_two)
+struct Reference<'a> {
+    profile: &'a LinuxSeccomp,
+    abi: Abi,
+    /// Syscall number → the profile's rules naming it, in order.
+    rules: HashMap<u32, Vec<&'a LinuxSyscall>>,
+}
+
+impl<'a> Reference<'a> {
+    fn new(profile: &'a LinuxSeccomp, abi: Abi) -> Self {
+        let mut rules: HashMap<u32, Vec<&LinuxSyscall>> = HashMap::new();
+        for syscall in profile.syscalls().iter().flatten() {
+            let mut numbers: Vec<u32> = syscall
+                .names()
+                .iter()
+                .filter_map(|name| abi.number(name))
+                .collect();
+            numbers.dedup();
+            for number in numbers {
+                rules.entry(number).or_default().push(syscall);
             }
-        });
-        if holds {
-            return syscall.action().as_u32(syscall.errno_ret());
+        }
+        Reference {
+            profile,
+            abi,
+            rules,
         }
     }
-    profile.default_action().as_u32(profile.default_errno_ret())
+
+    fn verdict(&self, number: u32, args: &[u64; 6]) -> u32 {
+        for syscall in self.rules.get(&number).into_iter().flatten() {
+            let holds = syscall.args().iter().flatten().all(|condition| {
+                let (value, two) = (condition.value(), condition.value_two().unwrap_or(0));
+                let argument = args[condition.index()];
+                if self.abi.has_32bit_args() {
+                    let low = |value: u64| value & 0xffff_ffff;
+                    op_holds(condition.op(), low(argument), low(value), low(two))
+                } else {
+                    op_holds(condition.op(), argument, value, two)
+                }
+            });
+            if holds {
+                return syscall.action().as_u32(syscall.errno_ret());
+            }
+        }
+        self.profile
+            .default_action()
+            .as_u32(self.profile.default_errno_ret())
+    }
 }
 
 fn op_holds(op: LinuxSeccompOperator, argument: u64, value: u64, value_two: u64) -> bool {
@@ -552,7 +574,7 @@ fn every_operator_across_the_32_bit_boundary() {
                         let args = [7, 7, argument, 7, 7, 7];
                         assert_eq!(
                             verdict(&program, abi, "read", &args),
-                            reference(&profile, abi, nr(abi, "read"), &args),
+                            Reference::new(&profile, abi).verdict(nr(abi, "read"), &args),
                             "{} {op:?} value {value:#x} value_two {value_two:?} arg {argument:#x}",
                             abi.name()
                         );
@@ -795,6 +817,7 @@ fn docker_profile_compiles_and_matches_reference() {
             let program = compiled(&profile, arch);
             assert!(program.len() < 4096, "{} instructions", program.len());
             for abi in Abi::ALL.into_iter().filter(|&abi| arch_of(abi) == arch) {
+                let reference = Reference::new(&profile, abi);
                 let numbers = abi
                     .entries()
                     .flat_map(|(_, number)| [number, number + 1])
@@ -814,7 +837,7 @@ fn docker_profile_compiles_and_matches_reference() {
                     ] {
                         assert_eq!(
                             verdict_nr(&program, abi, number, &args),
-                            reference(&profile, abi, number, &args),
+                            reference.verdict(number, &args),
                             "{} nr {number:#x} args {args:x?}",
                             abi.name()
                         );
@@ -846,6 +869,7 @@ fn long_programs_use_trampolines() {
         .collect();
     let profile = profile(LinuxSeccompAction::ScmpActAllow, rules);
     let program = compiled(&profile, Arch::X86_64);
+    let reference = Reference::new(&profile, Abi::X86_64);
     let ja = super::bpf::BPF_JMP | super::bpf::BPF_JA;
     assert!(program.instructions().iter().any(|insn| insn.code == ja));
     assert!(program.len() < 4096, "{} instructions", program.len());
@@ -853,7 +877,7 @@ fn long_programs_use_trampolines() {
         for args in [[0; 6], [1; 6]] {
             assert_eq!(
                 verdict_nr(&program, Abi::X86_64, number, &args),
-                reference(&profile, Abi::X86_64, number, &args),
+                reference.verdict(number, &args),
                 "{name}"
             );
         }

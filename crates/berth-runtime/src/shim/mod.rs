@@ -198,7 +198,7 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
                 _ => 125,
             };
             let msg = error_chain(&e);
-            let _ = ready.write_all(&serde_json::to_vec(&Ready { pid: None, error: Some(msg.clone()), code: Some(code) })?);
+            let _ = ready.write_all(format!("{}\n", serde_json::to_string(&Ready { pid: None, error: Some(msg.clone()), code: Some(code) })?).as_bytes());
             cgroup.destroy();
             let _ = std::fs::remove_file(&sock_path);
             return Ok(ExitState { exit_code: code as i32, signal: None, oom_killed: false, finished_at: log::timestamp_now(), error: Some(msg) });
@@ -213,7 +213,8 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
         &config.dir.join("state.json"),
         &serde_json::to_vec(&RunState { pid, shim_pid: std::process::id() as i32, started_at: log::timestamp_now() })?,
     )?;
-    ready.write_all(&serde_json::to_vec(&Ready { pid: Some(pid), error: None, code: None })?)?;
+    // one line: the container process holds a copy of this pipe until it execs
+    ready.write_all(format!("{}\n", serde_json::to_string(&Ready { pid: Some(pid), error: None, code: None })?).as_bytes())?;
     drop(ready);
 
     let mut clients: Vec<Client> = Vec::new();
@@ -234,6 +235,7 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
             fds.push(rustix::event::PollFd::new(outputs[*i].1.as_ref().expect("live"), rustix::event::PollFlags::IN));
         }
         let client_base = fds.len();
+        let polled_clients = clients.len();
         for c in &clients {
             fds.push(rustix::event::PollFd::new(&c.stream, rustix::event::PollFlags::IN));
         }
@@ -285,7 +287,7 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
             }
         }
         // client input
-        for (k, c) in clients.iter_mut().enumerate() {
+        for (k, c) in clients.iter_mut().enumerate().take(polled_clients) {
             if revents[client_base + k].is_empty() || c.dead {
                 continue;
             }
@@ -541,4 +543,25 @@ pub fn main(config_path: &Path) -> i32 {
             255
         }
     }
+}
+
+/// A sealed in-memory copy of the running binary and a path that executes it.
+///
+/// The daemon runs every shim from this copy, so no process that ever enters a container's
+/// namespaces is backed by the berth binary on disk: a container that opens
+/// `/proc/PID/exe` of such a process for writing gets `EPERM` from the seals, and the file on
+/// disk is never reachable (the CVE-2019-5736 class). Keep the fd open as long as the path is
+/// used.
+pub fn sealed_self_copy() -> io::Result<(OwnedFd, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let mut exe = std::fs::File::open("/proc/self/exe")?;
+    let fd = rustix::fs::memfd_create("berth-shim", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING)?;
+    let mut f = std::fs::File::from(fd);
+    io::copy(&mut exe, &mut f)?;
+    rustix::fs::fcntl_add_seals(
+        &f,
+        rustix::fs::SealFlags::SEAL | rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::WRITE,
+    )?;
+    let path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd()));
+    Ok((f.into(), path))
 }

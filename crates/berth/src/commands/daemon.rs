@@ -29,6 +29,9 @@ pub struct Args {
     /// Longest silence from a registry before a read fails, in seconds
     #[arg(long, default_value_t = 60)]
     registry_timeout: u64,
+    /// Parent cgroup of every container
+    #[arg(long, default_value = "berth")]
+    cgroup_parent: String,
 }
 
 /// Parses `10MB`, `1.5GiB`, `123` into bytes.
@@ -80,6 +83,8 @@ pub async fn run(args: Args, g: &GlobalArgs) -> Result<u8> {
                 max_concurrent_downloads: args.max_concurrent_downloads.max(1),
                 ..Default::default()
             },
+            shim_exe: None,
+            cgroup_parent: args.cgroup_parent.clone(),
         },
         socket: g.socket()?,
     };

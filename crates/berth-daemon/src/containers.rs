@@ -1,0 +1,586 @@
+//! `/containers/...` routes: parse, call the engine, render Docker's JSON and streams.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use berth_api::containers::{ContainerSummary, CreateRequest, CreateResponse, WaitResponse};
+use berth_engine::containers::{Container, State as CState, WaitCondition, ZERO_TIME};
+use berth_engine::Engine;
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::ApiError;
+use crate::images::parse_rfc3339;
+
+type AppState = Arc<Engine>;
+
+fn truthy(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("1" | "true" | "True" | "yes"))
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct CreateQuery {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /containers/create`
+pub(crate) async fn create(
+    State(engine): State<AppState>,
+    Query(q): Query<CreateQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
+    let req: CreateRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid container config JSON: {e}")))?;
+    let (id, warnings) = engine.create_container(q.name.as_deref(), req).await?;
+    Ok((StatusCode::CREATED, Json(CreateResponse { id, warnings })))
+}
+
+/// `POST /containers/{id}/start`
+pub(crate) async fn start(State(engine): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    match engine.start_container(&id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Ok(StatusCode::NOT_MODIFIED),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct StopQuery {
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    timeout: Option<i64>,
+    #[serde(default)]
+    signal: Option<String>,
+}
+
+/// `POST /containers/{id}/stop`
+pub(crate) async fn stop(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> Result<StatusCode, ApiError> {
+    match engine.stop_container(&id, q.t.or(q.timeout)).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Ok(StatusCode::NOT_MODIFIED),
+    }
+}
+
+/// `POST /containers/{id}/restart`
+pub(crate) async fn restart(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> Result<StatusCode, ApiError> {
+    engine.stop_container(&id, q.t.or(q.timeout)).await?;
+    engine.start_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/kill`
+pub(crate) async fn kill(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> Result<StatusCode, ApiError> {
+    engine.kill_container(&id, q.signal.as_deref().unwrap_or("")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct RemoveQuery {
+    #[serde(default)]
+    force: Option<String>,
+    #[serde(default)]
+    v: Option<String>,
+}
+
+/// `DELETE /containers/{id}`
+pub(crate) async fn remove(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<RemoveQuery>) -> Result<StatusCode, ApiError> {
+    let _ = truthy(&q.v); // no volumes yet: nothing extra to remove
+    engine.remove_container(&id, truthy(&q.force)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct WaitQuery {
+    #[serde(default)]
+    condition: Option<String>,
+}
+
+/// `POST /containers/{id}/wait`: the headers go out at once (so a client knows the wait is in
+/// place before it starts the container); the body when the condition is met.
+pub(crate) async fn wait(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> Result<Response, ApiError> {
+    let condition = match q.condition.as_deref().unwrap_or("not-running") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => return Err(ApiError::bad_request(format!("invalid condition: {other:?}"))),
+    };
+    let c = engine.container(&id)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let id = c.id.clone();
+    tokio::spawn(async move {
+        let res = engine.wait_container(&id, condition).await;
+        let body = match res {
+            Ok(code) => WaitResponse { status_code: code, error: None },
+            Err(e) => WaitResponse { status_code: -1, error: Some(berth_api::containers::WaitError { message: e.to_string() }) },
+        };
+        let _ = tx.send(Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .expect("valid response"))
+}
+
+/// The container's command line, from its OCI spec.
+fn spec_args(engine: &Engine, c: &Container) -> Vec<String> {
+    let path = engine.root().join("containers").join(&c.id).join("bundle/config.json");
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["process"]["args"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()))
+        .unwrap_or_default()
+}
+
+fn status_text(c: &Container) -> String {
+    let since = |t: &str| {
+        let secs = parse_rfc3339(t).map(|s| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            (now - s).max(0)
+        });
+        human_duration(secs.unwrap_or(0))
+    };
+    match c.state {
+        CState::Running => format!("Up {}", since(&c.started_at)),
+        CState::Paused => format!("Up {} (Paused)", since(&c.started_at)),
+        CState::Restarting => format!("Restarting ({}) {} ago", c.exit_code, since(&c.finished_at)),
+        CState::Exited if c.finished_at != ZERO_TIME => format!("Exited ({}) {} ago", c.exit_code, since(&c.finished_at)),
+        CState::Exited => format!("Exited ({})", c.exit_code),
+        CState::Created => "Created".into(),
+        CState::Removing => "Removal In Progress".into(),
+        CState::Dead => "Dead".into(),
+    }
+}
+
+/// go-units' HumanDuration.
+pub(crate) fn human_duration(secs: i64) -> String {
+    let s = secs as f64;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if secs / 60 == 1 {
+        "About a minute".into()
+    } else if secs < 3600 {
+        format!("{} minutes", secs / 60)
+    } else if (s / 3600.0).round() == 1.0 {
+        "About an hour".into()
+    } else if secs < 48 * 3600 {
+        format!("{} hours", (s / 3600.0).round() as i64)
+    } else if secs < 7 * 24 * 3600 * 2 {
+        format!("{} days", secs / 86_400)
+    } else {
+        format!("{} weeks", secs / (7 * 86_400))
+    }
+}
+
+fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
+    ContainerSummary {
+        id: c.id.clone(),
+        names: vec![format!("/{}", c.name)],
+        image: c.image.clone(),
+        image_id: c.image_id.clone(),
+        command: spec_args(engine, c).join(" "),
+        created: parse_rfc3339(&c.created_at).unwrap_or(0),
+        state: c.state.as_str().into(),
+        status: status_text(c),
+        ports: vec![],
+        labels: c.config.config.labels.clone(),
+        size_rw: None,
+        host_config: serde_json::json!({"NetworkMode": if c.config.host_config.network_mode.is_empty() { "none" } else { c.config.host_config.network_mode.as_str() }}),
+        network_settings: serde_json::json!({"Networks": {}}),
+        mounts: vec![],
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    all: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    filters: Option<String>,
+}
+
+fn filter_values(f: &serde_json::Value) -> Vec<String> {
+    match f {
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        serde_json::Value::Object(o) => o.keys().cloned().collect(),
+        _ => vec![],
+    }
+}
+
+/// `GET /containers/json`
+pub(crate) async fn list(State(engine): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<ContainerSummary>>, ApiError> {
+    let filters: BTreeMap<String, serde_json::Value> = match q.filters.as_deref().filter(|f| !f.is_empty()) {
+        Some(f) => serde_json::from_str(f).map_err(|e| ApiError::bad_request(format!("invalid filters JSON: {e}")))?,
+        None => BTreeMap::new(),
+    };
+    for k in filters.keys() {
+        if !["status", "name", "id", "label", "ancestor", "exited"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let get = |k: &str| filters.get(k).map(filter_values).unwrap_or_default();
+    let all = truthy(&q.all) || q.limit.is_some_and(|l| l > 0) || filters.contains_key("status") || filters.contains_key("exited");
+    let mut out = Vec::new();
+    for c in engine.containers()? {
+        if !all && c.state != CState::Running && c.state != CState::Paused && c.state != CState::Restarting {
+            continue;
+        }
+        let status = get("status");
+        if !status.is_empty() && !status.iter().any(|s| s == c.state.as_str()) {
+            continue;
+        }
+        let names = get("name");
+        if !names.is_empty() && !names.iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+            continue;
+        }
+        let ids = get("id");
+        if !ids.is_empty() && !ids.iter().any(|i| c.id.starts_with(i)) {
+            continue;
+        }
+        let exited = get("exited");
+        if !exited.is_empty() && !(c.state == CState::Exited && exited.iter().any(|e| e.parse::<i64>().ok() == Some(c.exit_code))) {
+            continue;
+        }
+        let labels = get("label");
+        if !labels.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => c.config.config.labels.get(k).is_some_and(|x| x == v),
+            None => c.config.config.labels.contains_key(l),
+        }) {
+            continue;
+        }
+        let ancestors = get("ancestor");
+        if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == c.image || c.image_id.contains(a.trim_start_matches("sha256:"))) {
+            continue;
+        }
+        out.push(summary(&engine, &c));
+    }
+    if let Some(limit) = q.limit.filter(|l| *l > 0) {
+        out.truncate(limit as usize);
+    }
+    Ok(Json(out))
+}
+
+/// `GET /containers/{id}/json`: Docker's inspect shape.
+pub(crate) async fn inspect(State(engine): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = engine.container(&id)?;
+    let dir = engine.root().join("containers").join(&c.id);
+    let spec: serde_json::Value = std::fs::read(dir.join("bundle/config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let process = &spec["process"];
+    let args: Vec<String> = process["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let mut config = serde_json::to_value(&c.config.config).unwrap_or_default();
+    config["Env"] = process["env"].clone();
+    config["Hostname"] = spec["hostname"].clone();
+    if config["WorkingDir"].as_str().unwrap_or("").is_empty() {
+        config["WorkingDir"] = process["cwd"].clone();
+    }
+    let (log_path, _) = engine.log_files(&c);
+    let running = c.state == CState::Running || c.state == CState::Paused;
+    Ok(Json(serde_json::json!({
+        "Id": c.id,
+        "Created": c.created_at,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": c.state.as_str(),
+            "Running": running,
+            "Paused": c.state == CState::Paused,
+            "Restarting": c.state == CState::Restarting,
+            "OOMKilled": c.oom_killed,
+            "Dead": c.state == CState::Dead,
+            "Pid": if running { c.pid } else { 0 },
+            "ExitCode": c.exit_code,
+            "Error": c.error,
+            "StartedAt": c.started_at,
+            "FinishedAt": c.finished_at,
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": log_path,
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": c.config.host_config,
+        "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
+        "Mounts": [],
+        "Config": config,
+        "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": "", "IPAddress": ""},
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct LogsQuery {
+    #[serde(default)]
+    stdout: Option<String>,
+    #[serde(default)]
+    stderr: Option<String>,
+    #[serde(default)]
+    follow: Option<String>,
+    #[serde(default)]
+    timestamps: Option<String>,
+    #[serde(default)]
+    tail: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+fn parse_time_arg(s: &str) -> Option<f64> {
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        return Some(f);
+    }
+    parse_rfc3339(s).map(|v| v as f64)
+}
+
+fn mux(stream: u8, data: &[u8], tty: bool) -> Bytes {
+    if tty {
+        return Bytes::copy_from_slice(data);
+    }
+    let mut v = Vec::with_capacity(8 + data.len());
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    Bytes::from(v)
+}
+
+/// `GET /containers/{id}/logs`
+pub(crate) async fn logs(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
+    let c = engine.container(&id)?;
+    let want_out = truthy(&q.stdout);
+    let want_err = truthy(&q.stderr);
+    if !want_out && !want_err {
+        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+    }
+    let tty = c.config.config.tty;
+    let (path, max_files) = engine.log_files(&c);
+    let follow = truthy(&q.follow);
+    let timestamps = truthy(&q.timestamps);
+    let since = q.since.as_deref().and_then(parse_time_arg);
+    let until = q.until.as_deref().and_then(parse_time_arg);
+    let tail: Option<usize> = q.tail.as_deref().filter(|t| *t != "all" && !t.is_empty()).and_then(|t| t.parse().ok());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let cid = c.id.clone();
+    tokio::spawn(async move {
+        let render = |e: &berth_runtime::shim::log::LogEntry| -> Option<Bytes> {
+            let stream = if e.stream == "stderr" { 2 } else { 1 };
+            if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
+                return None;
+            }
+            let t = parse_rfc3339(&e.time).map(|s| s as f64 + frac(&e.time));
+            if let (Some(s), Some(t)) = (since, t) {
+                if t < s {
+                    return None;
+                }
+            }
+            if let (Some(u), Some(t)) = (until, t) {
+                if t > u {
+                    return None;
+                }
+            }
+            let line = if timestamps { format!("{} {}", e.time, e.log) } else { e.log.clone() };
+            Some(mux(stream, line.as_bytes(), tty))
+        };
+        let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
+        let start = tail.map(|t| entries.len().saturating_sub(t)).unwrap_or(0);
+        let mut seen = entries.len();
+        for e in &entries[start..] {
+            if let Some(b) = render(e) {
+                if tx.send(Ok(b)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !follow {
+            return;
+        }
+        // follow: poll for new lines until the container stops running
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
+            if entries.len() < seen {
+                seen = 0; // rotated: re-read from the start of what is kept
+            }
+            for e in &entries[seen..] {
+                if let Some(b) = render(e) {
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            seen = entries.len();
+            let running = engine.container(&cid).map(|c| matches!(c.state, CState::Running | CState::Paused | CState::Restarting)).unwrap_or(false);
+            if !running {
+                // one last read after the exit was recorded
+                let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
+                for e in entries.iter().skip(seen) {
+                    if let Some(b) = render(e) {
+                        let _ = tx.send(Ok(b)).await;
+                    }
+                }
+                return;
+            }
+        }
+    });
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, ct)
+        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .expect("valid response"))
+}
+
+fn frac(t: &str) -> f64 {
+    t.split_once('.').map(|(_, f)| f.trim_end_matches('Z')).and_then(|f| format!("0.{f}").parse().ok()).unwrap_or(0.0)
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct AttachQuery {
+    #[serde(default)]
+    stdin: Option<String>,
+    #[serde(default)]
+    stdout: Option<String>,
+    #[serde(default)]
+    stderr: Option<String>,
+    #[serde(default)]
+    stream: Option<String>,
+}
+
+/// `POST /containers/{id}/attach`: upgrades the connection and relays stdio through the shim.
+pub(crate) async fn attach(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<AttachQuery>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let c = engine.container(&id)?;
+    if !truthy(&q.stream) {
+        return Err(ApiError::bad_request("attach without stream=1 is not supported; use the logs endpoint for past output"));
+    }
+    let want_in = truthy(&q.stdin);
+    let want_out = truthy(&q.stdout);
+    let want_err = truthy(&q.stderr);
+    let tty = c.config.config.tty;
+    let upgrade = hyper::upgrade::on(&mut req);
+    let cid = c.id.clone();
+    tokio::spawn(async move {
+        let shim = match engine.attach_container(&cid, want_in).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(container = cid, error = %e, "attach failed");
+                return;
+            }
+        };
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "attach upgrade failed");
+                return;
+            }
+        };
+        relay(TokioIo::new(upgraded), shim, want_in, want_out, want_err, tty).await;
+    });
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(header::CONTENT_TYPE, ct)
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+/// Client ⇄ shim: stdin as shim frames one way, shim frames as Docker's stream the other.
+async fn relay<C>(client: C, shim: tokio::net::UnixStream, want_in: bool, want_out: bool, want_err: bool, tty: bool)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = shim.into_split();
+    let input = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    if want_in {
+                        let _ = sw.write_all(&berth_runtime::shim::frame(4, &[])).await;
+                    }
+                    // keep the shim side open: output may still come
+                    std::future::pending::<()>().await;
+                }
+                Ok(n) => {
+                    if want_in && sw.write_all(&berth_runtime::shim::frame(0, &buf[..n])).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let output = async move {
+        let mut head = [0u8; 5];
+        loop {
+            if sr.read_exact(&mut head).await.is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut data = vec![0u8; len];
+            if sr.read_exact(&mut data).await.is_err() {
+                break;
+            }
+            let stream = head[0];
+            if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
+                continue;
+            }
+            if cw.write_all(&mux(stream, &data, tty)).await.is_err() {
+                break;
+            }
+        }
+        let _ = cw.flush().await;
+        let _ = cw.shutdown().await;
+    };
+    tokio::select! {
+        _ = input => {},
+        _ = output => {},
+    }
+}
+
+/// `POST /containers/{id}/resize` (accepted; the shim resizes on attach frames).
+pub(crate) async fn resize(State(engine): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    engine.container(&id)?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /containers/prune`
+pub(crate) async fn prune(State(engine): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut deleted = Vec::new();
+    for c in engine.containers()? {
+        if c.state == CState::Exited || c.state == CState::Created || c.state == CState::Dead {
+            engine.remove_container(&c.id, false).await?;
+            deleted.push(c.id);
+        }
+    }
+    Ok(Json(serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
+}
+
