@@ -202,7 +202,9 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     rustix::thread::set_keep_capabilities(true).map_err(fail("keeping capabilities across setuid"))?;
     sys::set_ids(user.uid(), user.gid(), &user.additional_gids().clone().unwrap_or_default())
         .map_err(|e| InitFailure::new(125, format!("switching to user {}:{}: {e}", user.uid(), user.gid())))?;
-    let to = |v: &[String]| crate::caps::to_set(v).map_err(|e| InitFailure::new(125, e.to_string()));
+    // never ask for more than this process holds (a privileged container gets all of it)
+    let held = rustix::thread::capabilities(None).map(|c| c.permitted).map_err(fail("reading capabilities"))?;
+    let to = |v: &[String]| crate::caps::to_set(v).map(|s| s & held).map_err(|e| InitFailure::new(125, e.to_string()));
     rustix::thread::set_capabilities(
         None,
         rustix::thread::CapabilitySets { effective: to(&effective)?, permitted: to(&permitted)?, inheritable: to(&inheritable)? },

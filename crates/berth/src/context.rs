@@ -13,19 +13,19 @@ use crate::EnvVars;
 #[derive(clap::Args, Clone, Debug)]
 pub struct GlobalArgs {
     /// State directory
-    #[arg(long, global = true, env = EnvVars::BERTH_ROOT, value_name = "DIR")]
+    #[arg(long, env = EnvVars::BERTH_ROOT, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Daemon socket to connect to (default unix:///run/berth/berth.sock, or DIR/berth.sock with --root)
-    #[arg(short = 'H', long, global = true, env = EnvVars::BERTH_HOST, value_name = "unix://PATH")]
+    #[arg(short = 'H', long, env = EnvVars::BERTH_HOST, value_name = "unix://PATH")]
     pub host: Option<String>,
     /// Do not start the daemon when it is not running
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_autostart: bool,
     /// Log level (error, warn, info, debug, trace)
-    #[arg(short = 'l', long, global = true, value_name = "LEVEL")]
+    #[arg(short = 'l', long, value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// Enable debug output
-    #[arg(short = 'D', long, global = true)]
+    #[arg(short = 'D', long)]
     pub debug: bool,
 }
 

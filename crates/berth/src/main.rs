@@ -28,7 +28,7 @@ impl EnvVars {
 
 /// berth: Docker without Docker. Pull, store and (soon) run OCI images.
 #[derive(Parser)]
-#[command(name = "berth", version, about, long_about = None, propagate_version = true)]
+#[command(name = "berth", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -40,6 +40,33 @@ struct Cli {
 enum Command {
     /// Run the daemon that serves the Docker Engine API
     Daemon(commands::daemon::Args),
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(commands::containers::RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(commands::containers::CreateArgs),
+    /// Start one or more stopped containers
+    Start(commands::containers::StartArgs),
+    /// Stop one or more running containers
+    Stop(commands::containers::StopArgs),
+    /// Restart one or more containers
+    Restart(commands::containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(commands::containers::KillArgs),
+    /// Remove one or more containers
+    Rm(commands::containers::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(commands::containers::ContainersArg),
+    /// Fetch the logs of a container
+    Logs(commands::containers::LogsArgs),
+    /// List containers
+    Ps(commands::containers::PsArgs),
+    /// Return low-level information on containers or images
+    Inspect(commands::containers::InspectArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(commands::containers::ContainerCommand),
     /// Download an image from a registry
     Pull(commands::pull::Args),
     /// List images
@@ -103,6 +130,18 @@ fn main() -> ExitCode {
         let g = cli.global;
         let result = match cli.command {
             Command::Daemon(a) => commands::daemon::run(a, &g).await,
+            Command::Run(a) => commands::containers::run(a, &g).await,
+            Command::Create(a) => commands::containers::create(a, &g).await,
+            Command::Start(a) => commands::containers::start(a, &g).await,
+            Command::Stop(a) => commands::containers::stop(a, &g).await,
+            Command::Restart(a) => commands::containers::restart(a, &g).await,
+            Command::Kill(a) => commands::containers::kill(a, &g).await,
+            Command::Rm(a) => commands::containers::rm(a, &g).await,
+            Command::Wait(a) => commands::containers::wait(a, &g).await,
+            Command::Logs(a) => commands::containers::logs(a, &g).await,
+            Command::Ps(a) => commands::containers::ps(a, &g).await,
+            Command::Inspect(a) => commands::containers::inspect(a, &g).await,
+            Command::Container(c) => commands::containers::dispatch(c, &g).await,
             Command::Pull(a) => commands::pull::run(a, &g).await,
             Command::Images(a) => commands::images::list(a, &g).await,
             Command::Image(c) => commands::images::dispatch(c, &g).await,

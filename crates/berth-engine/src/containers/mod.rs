@@ -33,6 +33,8 @@ pub struct Live {
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Containers stopped on purpose (restart policies do not apply).
     stopping: Mutex<std::collections::HashSet<String>>,
+    /// Exit codes of removed containers, for `wait --condition removed` racing the removal.
+    removed_exit: Mutex<HashMap<String, i64>>,
 }
 
 impl Live {
@@ -456,11 +458,17 @@ impl Engine {
         let c = self.containers.find(key)?;
         let mut rx = self.live.sender(&c.id).subscribe();
         let start_gen = *rx.borrow();
+        let mut last_exit = c.exit_code;
         loop {
             let current = match self.containers.find(&c.id) {
                 Ok(c) => c,
-                Err(_) => return Ok(c.exit_code),
+                // removed: the exit code it had when it went
+                Err(_) => {
+                    let code = self.live.removed_exit.lock().unwrap_or_else(|p| p.into_inner()).get(&c.id).copied();
+                    return Ok(code.unwrap_or(last_exit));
+                }
             };
+            last_exit = current.exit_code;
             let done = match condition {
                 WaitCondition::NotRunning => !matches!(current.state, State::Running | State::Paused | State::Restarting),
                 WaitCondition::NextExit => *rx.borrow() != start_gen && current.state == State::Exited,
@@ -533,9 +541,27 @@ impl Engine {
                 let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_container(&c.id, WaitCondition::NotRunning)).await;
             }
         }
+        // the shim removes the cgroup; if it died, do it here so nothing is left
+        if let Ok(m) = berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
+            .and_then(|m| m.with_parent(&self.config().cgroup_parent))
+        {
+            if let Ok(cg) = m.open(&c.id) {
+                if cg.exists() {
+                    let _ = cg.destroy();
+                }
+            }
+        }
         let dir = self.container_dir(&c.id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| EngineError::Internal(format!("removing {}: {e}", dir.display())))?;
+        }
+        let final_exit = self.containers.find(&c.id).map(|c| c.exit_code).unwrap_or(c.exit_code);
+        {
+            let mut removed = self.live.removed_exit.lock().unwrap_or_else(|p| p.into_inner());
+            if removed.len() > 1024 {
+                removed.clear();
+            }
+            removed.insert(c.id.clone(), final_exit);
         }
         self.containers.delete(&c.id)?;
         self.live.notify(&c.id);

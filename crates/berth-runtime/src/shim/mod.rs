@@ -366,16 +366,16 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
         }
         clients.retain(|c| !c.dead);
 
-        // the container exited?
-        if exited.is_none() && !revents[1].is_empty() {
-            if let Some(st) = reap(pid) {
-                exited = Some(st);
-                // give the pipes a moment to drain what was written before exit
-                drain_deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
+        // reap: the container's init, and orphans re-parented to us (we are their subreaper)
+        if exited.is_none() || !revents[1].is_empty() {
+            while let Ok(Some((p, status))) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+                if p.as_raw_nonzero().get() == pid && exited.is_none() {
+                    exited = Some(exit_of(status));
+                    // give the pipes a moment to drain what was written before exit
+                    drain_deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
+                }
             }
         }
-        // reap orphans re-parented to us (we are their subreaper)
-        while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
         if exited.is_some() {
             let outputs_done = outputs.iter().all(|(_, fd)| fd.is_none());
             let timed_out = drain_deadline.is_some_and(|d| std::time::Instant::now() >= d);
@@ -397,19 +397,13 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
     Ok(state)
 }
 
-/// Waits for `pid` without blocking; returns (Docker exit code, signal).
-fn reap(pid: i32) -> Option<(i32, Option<i32>)> {
-    let p = rustix::process::Pid::from_raw(pid)?;
-    match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
-        Ok(Some((_, status))) => {
-            if let Some(code) = status.exit_status() {
-                Some((code, None))
-            } else {
-                let sig = status.terminating_signal().unwrap_or(9);
-                Some((128 + sig, Some(sig)))
-            }
-        }
-        _ => None,
+/// Docker's exit code (status, or 128+signal) and the signal.
+fn exit_of(status: rustix::process::WaitStatus) -> (i32, Option<i32>) {
+    if let Some(code) = status.exit_status() {
+        (code, None)
+    } else {
+        let sig = status.terminating_signal().unwrap_or(9);
+        (128 + sig, Some(sig))
     }
 }
 

@@ -1,7 +1,9 @@
 //! One file per command group: its `Args` and its `run`.
 
+pub mod containers;
 pub mod daemon;
 pub mod images;
 pub mod login;
 pub mod pull;
 pub mod system;
+pub mod tty;

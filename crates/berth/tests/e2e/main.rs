@@ -2,6 +2,7 @@
 //! (Debian's docker-registry, pushed to with skopeo) and the fake one for crashes.
 //! All of them are privileged (layers hold whiteout device nodes and owned files).
 
+mod containers;
 mod support;
 
 use std::io::Write;

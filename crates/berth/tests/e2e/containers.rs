@@ -1,0 +1,280 @@
+//! Containers end to end: run/create/start/stop/kill/rm/logs/ps/inspect through the CLI, each
+//! flag's effect observed from inside the container.
+
+use std::time::Duration;
+
+use berth_testkit::fake_registry::{Auth, FakeRegistry};
+use berth_testkit::image::{busybox_image, Compression};
+use berth_testkit::priv_test;
+
+use crate::support::Berth;
+
+/// A berth with the busybox fixture pulled as `IMG`, served by an in-process registry.
+pub struct Fixture {
+    pub b: Berth,
+    pub img: String,
+    _reg: FakeRegistry,
+    _rt: tokio::runtime::Runtime,
+}
+
+pub fn fixture() -> Fixture {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let reg = rt.block_on(FakeRegistry::start(Auth::None));
+    reg.add_image("latest", &busybox_image(Compression::Gzip, "amd64").expect("fixture"));
+    let img = format!("{}/test/bb:latest", reg.host());
+    let b = Berth::new();
+    b.ok(&["pull", "-q", &img]);
+    Fixture { b, img, _reg: reg, _rt: rt }
+}
+
+fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
+    let out = b.run(args);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn cgroup_leftovers(id_prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for ctl in ["memory", "pids", "cpu", "freezer"] {
+        if let Ok(rd) = std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}/berth")) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if e.path().is_dir() && n.starts_with(id_prefix) {
+                    out.push(format!("{ctl}/{n}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+priv_test! {
+    fn run_reports_output_and_exit_codes_like_docker() {
+        let f = fixture();
+        let b = &f.b;
+        assert_eq!(b.ok(&["run", "--rm", &f.img, "echo", "hello", "world"]), "hello world\n");
+        let (c, _, _) = code(b, &["run", "--rm", &f.img, "sh", "-c", "exit 7"]);
+        assert_eq!(c, 7, "the container's exit code");
+        let (c, _, err) = code(b, &["run", "--rm", &f.img, "nosuchcommand"]);
+        assert_eq!(c, 127, "{err}");
+        assert!(err.contains("executable file not found in $PATH"), "{err}");
+        let (c, _, err) = code(b, &["run", "--rm", &f.img, "/etc/passwd"]);
+        assert_eq!(c, 126, "{err}");
+        // (pid 1 ignores signals it has no handler for, as in Docker: signal a child)
+        let (c, _, _) = code(b, &["run", "--rm", &f.img, "sh", "-c", "sh -c 'kill -TERM $$'; exit $?"]);
+        assert_eq!(c, 143, "signals are reported as 128+N");
+        let (c, _, err) = code(b, &["run", "--rm", "--memory", "bogus", &f.img, "true"]);
+        assert_eq!(c, 125, "bad flag values are berth's failure: {err}");
+        let (c, _, err) = code(b, &["run", "--rm", "nosuchimage-here:v1", "true"]);
+        assert_eq!(c, 125, "{err}");
+        // stdin
+        let mut child = b.command(&["run", "-i", "--rm", &f.img, "cat"]);
+        child.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = child.spawn().expect("spawn");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"piped input\n").expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "piped input\n");
+        // --rm leaves nothing
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+        let dirs: Vec<_> = std::fs::read_dir(b.root.path().join("containers")).expect("dir").collect();
+        assert!(dirs.is_empty(), "no container directory left");
+    }
+}
+
+priv_test! {
+    fn flags_take_effect_inside_the_container() {
+        let f = fixture();
+        let b = &f.b;
+        let status = b.ok(&["run", "--rm", &f.img, "grep", "-E", "^(CapEff|CapBnd|Seccomp|NoNewPrivs):", "/proc/self/status"]);
+        assert!(status.contains("CapEff:\t00000000a80425fb"), "Docker's default caps: {status}");
+        assert!(status.contains("Seccomp:\t2"), "{status}");
+        assert!(status.contains("NoNewPrivs:\t0"), "{status}");
+        let s = b.ok(&["run", "--rm", "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--security-opt", "no-new-privileges", &f.img, "grep", "-E", "^(CapEff|NoNewPrivs):", "/proc/self/status"]);
+        assert!(s.contains("CapEff:\t00000000a80435fa"), "NET_ADMIN added, CHOWN dropped: {s}");
+        assert!(s.contains("NoNewPrivs:\t1"), "{s}");
+        let s = b.ok(&["run", "--rm", "--privileged", &f.img, "grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);
+        // privileged: every capability this host lets root have (this VM withholds CAP_SYS_RESOURCE)
+        let host_caps = std::fs::read_to_string("/proc/self/status").expect("status").lines()
+            .find(|l| l.starts_with("CapPrm:")).map(|l| l.trim_start_matches("CapPrm:").trim().to_string()).expect("CapPrm");
+        assert!(s.contains("Seccomp:\t0") && s.contains(&format!("CapEff:\t{host_caps}")), "privileged: {s} (host {host_caps})");
+        let s = b.ok(&["run", "--rm", "--security-opt", "seccomp=unconfined", &f.img, "grep", "Seccomp:", "/proc/self/status"]);
+        assert!(s.contains("Seccomp:\t0"), "{s}");
+        let s = b.ok(&["run", "--rm", "-u", "user", "-w", "/tmp", "-h", "box", "-e", "FOO=bar", &f.img, "sh", "-c", "id; pwd; hostname; echo $FOO $HOME; cat /etc/hostname"]);
+        assert_eq!(s, "uid=1000(user) gid=1000(user)\n/tmp\nbox\nbar /home/user\nbox\n");
+        let s = b.ok(&["run", "--rm", "-u", "4242:4343", &f.img, "id", "-u"]);
+        assert_eq!(s.trim(), "4242");
+        let (c, _, err) = code(b, &["run", "--rm", "--read-only", &f.img, "touch", "/x"]);
+        assert_eq!(c, 1, "{err}");
+        assert!(err.contains("Read-only file system"), "{err}");
+        let s = b.ok(&["run", "--rm", "--read-only", "--tmpfs", "/scratch", &f.img, "sh", "-c", "touch /scratch/ok && echo ok"]);
+        assert_eq!(s, "ok\n");
+        // isolation: no host processes, read-only /proc/sys and /sys, no mounts, no host devices
+        let s = b.ok(&["run", "--rm", &f.img, "sh", "-c", "ls /proc | grep -cE '^[0-9]+$'"]);
+        assert!(s.trim().parse::<i32>().expect("count") <= 3, "only the container's processes: {s}");
+        let (_, out, _) = code(b, &["run", "--rm", &f.img, "sh", "-c", "(echo 1 > /proc/sys/kernel/hostname) 2>&1; (echo x > /sys/kernel/uevent_helper) 2>&1; mount -t tmpfs t /mnt 2>&1; ls /dev"]);
+        assert!(out.matches("Read-only file system").count() >= 2, "{out}");
+        assert!(out.contains("permission denied") || out.contains("Operation not permitted"), "{out}");
+        assert!(!out.contains("sda") && !out.contains("vda") && !out.contains("kmsg"), "no host devices: {out}");
+        // limits from the cgroup files (the container sees its own cgroup as root)
+        let s = b.ok(&["run", "--rm", "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5", &f.img, "sh", "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us"]);
+        assert_eq!(s, "67108864\n20\n50000\n", "limits as the kernel sees them");
+        let s = b.ok(&["run", "--rm", "--ulimit", "nofile=256:512", &f.img, "sh", "-c", "ulimit -n; ulimit -Hn"]);
+        assert_eq!(s, "256\n512\n");
+        let (c, _, err) = code(b, &["run", "--rm", "--ulimit", "nofile=99999999:99999999", &f.img, "true"]);
+        assert_ne!(c, 0, "an rlimit above the host's hard limit is refused: {err}");
+        assert!(err.contains("rlimit") || err.contains("limit"), "{err}");
+    }
+}
+
+priv_test! {
+    fn lifecycle_commands() {
+        let f = fixture();
+        let b = &f.b;
+        let id = b.ok(&["run", "-d", "--name", "sleeper", &f.img, "sh", "-c", "echo started; trap 'echo got TERM; exit 3' TERM; while true; do sleep 0.1; done"]).trim().to_string();
+        assert_eq!(id.len(), 64);
+        std::thread::sleep(Duration::from_millis(300));
+        let ps = b.ok(&["ps"]);
+        assert!(ps.contains("sleeper") && ps.contains("Up "), "{ps}");
+        let (c, _, err) = code(b, &["run", "-d", "--name", "sleeper", &f.img, "true"]);
+        assert_eq!(c, 125);
+        assert!(err.contains("is already in use"), "{err}");
+        let (c, _, err) = code(b, &["rm", "sleeper"]);
+        assert_eq!(c, 1);
+        assert!(err.contains("Stop the container before attempting removal"), "{err}");
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "sleeper"])).expect("inspect");
+        assert_eq!(v[0]["State"]["Status"], "running");
+        assert!(v[0]["State"]["Pid"].as_i64().unwrap_or(0) > 0);
+        assert_eq!(v[0]["Name"], "/sleeper");
+        assert_eq!(b.ok(&["stop", "-t", "5", "sleeper"]).trim(), "sleeper");
+        assert_eq!(b.ok(&["wait", "sleeper"]).trim(), "3", "the trap ran and chose the exit code");
+        let logs = b.ok(&["logs", "sleeper"]);
+        assert_eq!(logs, "started\ngot TERM\n");
+        let logs = b.ok(&["logs", "-t", "--tail", "1", "sleeper"]);
+        assert!(logs.ends_with(" got TERM\n") && logs.starts_with("20"), "{logs}");
+        assert!(b.ok(&["ps", "-a"]).contains("Exited (3)"));
+        // start again; kill with a signal
+        b.ok(&["start", "sleeper"]);
+        std::thread::sleep(Duration::from_millis(200));
+        b.ok(&["kill", "-s", "KILL", "sleeper"]);
+        assert_eq!(b.ok(&["wait", "sleeper"]).trim(), "137");
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "-f", "{{json .State}}", "sleeper"])).expect("state");
+        assert_eq!(v["ExitCode"], 137);
+        assert_eq!(v["Running"], false);
+        // rm -f of a running container
+        b.ok(&["start", "sleeper"]);
+        b.ok(&["rm", "-f", "sleeper"]);
+        assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty());
+        assert!(crate::containers::cgroup_leftovers(&id[..12]).is_empty(), "no cgroup left");
+        // create + start -a
+        b.ok(&["create", "--name", "later", &f.img, "echo", "from create"]);
+        assert!(b.ok(&["ps", "-a"]).contains("Created"));
+        assert_eq!(b.ok(&["start", "-a", "later"]), "from create\n");
+        b.ok(&["rm", "later"]);
+        // an image in use cannot be removed without -f
+        b.ok(&["create", "--name", "holder", &f.img, "true"]);
+        let (c, _, err) = code(b, &["rmi", &f.img]);
+        assert_eq!(c, 1);
+        assert!(err.contains("is using its referenced image"), "{err}");
+        b.ok(&["rm", "holder"]);
+    }
+}
+
+priv_test! {
+    fn restart_policies_oom_and_log_rotation() {
+        let f = fixture();
+        let b = &f.b;
+        b.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", &f.img, "sh", "-c", "echo run; exit 1"]);
+        let mut restarts = 0;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "flaky"])).expect("inspect");
+            restarts = v[0]["RestartCount"].as_i64().unwrap_or(0);
+            if restarts == 2 && v[0]["State"]["Status"] == "exited" {
+                break;
+            }
+        }
+        assert_eq!(restarts, 2, "on-failure:2 restarts twice");
+        assert_eq!(b.ok(&["logs", "flaky"]), "run\nrun\nrun\n");
+        b.ok(&["rm", "flaky"]);
+
+        let (c, _, _) = code(b, &["run", "--name", "hog", "--memory", "8m", "--memory-swap", "8m", &f.img, "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived"]);
+        assert_eq!(c, 137, "killed by the OOM killer");
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "hog"])).expect("inspect");
+        assert_eq!(v[0]["State"]["OOMKilled"], true);
+        b.ok(&["rm", "hog"]);
+
+        b.ok(&["run", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", &f.img, "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done"]);
+        let dir = b.root.path().join("containers");
+        let cdir = std::fs::read_dir(&dir).expect("dir").next().expect("one container").expect("entry").path();
+        let total: u64 = std::fs::read_dir(&cdir).expect("dir").flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("container-json.log"))
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum();
+        assert!(total <= 2 * 2048 + 512, "logs bounded by max-size x max-file: {total}");
+        assert!(!cdir.join("container-json.log.2").exists());
+        let logs = b.ok(&["logs", "chatty"]);
+        assert!(logs.ends_with("line 299\n"), "the newest lines are kept");
+        b.ok(&["rm", "chatty"]);
+    }
+}
+
+priv_test! {
+    fn containers_survive_a_daemon_kill_9() {
+        let f = fixture();
+        let b = &f.b;
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            ids.push(b.ok(&["run", "-d", "--name", &format!("c{i}"), &f.img, "sh", "-c", "while true; do echo tick; sleep 0.2; done"]).trim().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        b.kill_daemon(9);
+        std::thread::sleep(Duration::from_millis(300));
+        // the containers run on without the daemon
+        let running = ids.iter().filter(|id| {
+            std::fs::read_to_string(b.root.path().join("containers").join(id).join("state.json")).ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| v["pid"].as_i64())
+                .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        }).count();
+        assert_eq!(running, 20, "all containers still run while the daemon is down");
+        // a new daemon re-attaches: all running, logs continuous, stop works
+        let ps = b.ok(&["ps", "-q"]);
+        assert_eq!(ps.lines().count(), 20, "{ps}");
+        let before = b.ok(&["logs", "c0"]).lines().count();
+        std::thread::sleep(Duration::from_millis(600));
+        let after = b.ok(&["logs", "c0"]).lines().count();
+        assert!(after > before, "logs kept flowing across the restart");
+        for i in 0..20 {
+            b.ok(&["rm", "-f", &format!("c{i}")]);
+        }
+        assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    }
+}
+
+priv_test! {
+    fn no_leaks_after_200_run_rm_cycles() {
+        let f = fixture();
+        let b = &f.b;
+        let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().count();
+        for _ in 0..200 {
+            b.ok(&["run", "--rm", &f.img, "true"]);
+        }
+        let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().count();
+        assert_eq!(mounts_before, mounts_after, "no mount left in the host namespace");
+        assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty(), "no container rows left");
+        assert_eq!(std::fs::read_dir(b.root.path().join("containers")).expect("dir").count(), 0, "no container dirs left");
+        let shims: Vec<String> = std::fs::read_dir("/proc").expect("proc").flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+            .filter(|c| c.contains(&b.root.path().display().to_string()) && c.contains("shim"))
+            .collect();
+        assert!(shims.is_empty(), "no shim left: {shims:?}");
+        let leftovers: Vec<String> = ["memory", "pids"].iter().flat_map(|ctl| {
+            std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}/berth")).into_iter().flatten().flatten()
+                .filter(|e| e.path().is_dir())
+                .filter(|e| !b.root.path().join("containers").join(e.file_name()).exists())
+                .filter(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).map(|p| p.trim().is_empty()).unwrap_or(false))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        }).collect();
+        assert!(leftovers.is_empty(), "no empty container cgroup left behind: {leftovers:?}");
+    }
+}
