@@ -183,11 +183,19 @@ impl ApiClient {
     }
 
     /// Sends a request that upgrades the connection (attach); returns the raw stream.
-    pub async fn upgrade(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>, ApiClientError> {
+    pub async fn upgrade(
+        &self,
+        path: &str,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ApiClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| ApiClientError::Connect { path: self.socket.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(ApiClientError::Http)?;
+            .map_err(|source| ApiClientError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(ApiClientError::Http)?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -199,16 +207,29 @@ impl ApiClient {
             .header("upgrade", "tcp")
             .body(Full::new(Bytes::new()))
             .expect("valid request parts");
-        let resp = sender.send_request(req).await.map_err(ApiClientError::Http)?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(ApiClientError::Http)?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             let status = resp.status();
-            let bytes = resp.into_body().collect().await.map_err(ApiClientError::Http)?.to_bytes();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(ApiClientError::Http)?
+                .to_bytes();
             let message = serde_json::from_slice::<ErrorResponse>(&bytes)
                 .map(|e| e.message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(ApiClientError::Api { status: status.as_u16(), message });
+            return Err(ApiClientError::Api {
+                status: status.as_u16(),
+                message,
+            });
         }
-        let upgraded = hyper::upgrade::on(resp).await.map_err(ApiClientError::Http)?;
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .map_err(ApiClientError::Http)?;
         Ok(TokioIo::new(upgraded))
     }
 

@@ -71,7 +71,9 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<i64>,
 }
 
-fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -90,7 +92,9 @@ fn string_or_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
     })
 }
 
-fn string_or_vec_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+fn string_or_vec_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
     Ok(match Option::<StrOrVec>::deserialize(d)? {
         None => None,
         Some(StrOrVec::S(s)) => Some(vec![s]),

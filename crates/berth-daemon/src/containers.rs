@@ -37,13 +37,17 @@ pub(crate) async fn create(
     Query(q): Query<CreateQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
-    let req: CreateRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid container config JSON: {e}")))?;
+    let req: CreateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid container config JSON: {e}")))?;
     let (id, warnings) = engine.create_container(q.name.as_deref(), req).await?;
     Ok((StatusCode::CREATED, Json(CreateResponse { id, warnings })))
 }
 
 /// `POST /containers/{id}/start`
-pub(crate) async fn start(State(engine): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn start(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     match engine.start_container(&id).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Ok(StatusCode::NOT_MODIFIED),
@@ -61,7 +65,11 @@ pub(crate) struct StopQuery {
 }
 
 /// `POST /containers/{id}/stop`
-pub(crate) async fn stop(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn stop(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<StatusCode, ApiError> {
     match engine.stop_container(&id, q.t.or(q.timeout)).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Ok(StatusCode::NOT_MODIFIED),
@@ -69,15 +77,25 @@ pub(crate) async fn stop(State(engine): State<AppState>, Path(id): Path<String>,
 }
 
 /// `POST /containers/{id}/restart`
-pub(crate) async fn restart(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn restart(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<StatusCode, ApiError> {
     engine.stop_container(&id, q.t.or(q.timeout)).await?;
     engine.start_container(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /containers/{id}/kill`
-pub(crate) async fn kill(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> Result<StatusCode, ApiError> {
-    engine.kill_container(&id, q.signal.as_deref().unwrap_or("")).await?;
+pub(crate) async fn kill(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<StatusCode, ApiError> {
+    engine
+        .kill_container(&id, q.signal.as_deref().unwrap_or(""))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -90,7 +108,11 @@ pub(crate) struct RemoveQuery {
 }
 
 /// `DELETE /containers/{id}`
-pub(crate) async fn remove(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<RemoveQuery>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn remove(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<StatusCode, ApiError> {
     let _ = truthy(&q.v); // no volumes yet: nothing extra to remove
     engine.remove_container(&id, truthy(&q.force)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -104,12 +126,20 @@ pub(crate) struct WaitQuery {
 
 /// `POST /containers/{id}/wait`: the headers go out at once (so a client knows the wait is in
 /// place before it starts the container); the body when the condition is met.
-pub(crate) async fn wait(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn wait(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Response, ApiError> {
     let condition = match q.condition.as_deref().unwrap_or("not-running") {
         "" | "not-running" => WaitCondition::NotRunning,
         "next-exit" => WaitCondition::NextExit,
         "removed" => WaitCondition::Removed,
-        other => return Err(ApiError::bad_request(format!("invalid condition: {other:?}"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: {other:?}"
+            )))
+        }
     };
     let c = engine.container(&id)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
@@ -117,32 +147,59 @@ pub(crate) async fn wait(State(engine): State<AppState>, Path(id): Path<String>,
     tokio::spawn(async move {
         let res = engine.wait_container(&id, condition).await;
         let body = match res {
-            Ok(code) => WaitResponse { status_code: code, error: None },
-            Err(e) => WaitResponse { status_code: -1, error: Some(berth_api::containers::WaitError { message: e.to_string() }) },
+            Ok(code) => WaitResponse {
+                status_code: code,
+                error: None,
+            },
+            Err(e) => WaitResponse {
+                status_code: -1,
+                error: Some(berth_api::containers::WaitError {
+                    message: e.to_string(),
+                }),
+            },
         };
-        let _ = tx.send(Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))).await;
+        let _ = tx
+            .send(Ok(Bytes::from(
+                serde_json::to_vec(&body).unwrap_or_default(),
+            )))
+            .await;
     });
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .expect("valid response"))
 }
 
 /// The container's command line, from its OCI spec.
 fn spec_args(engine: &Engine, c: &Container) -> Vec<String> {
-    let path = engine.root().join("containers").join(&c.id).join("bundle/config.json");
+    let path = engine
+        .root()
+        .join("containers")
+        .join(&c.id)
+        .join("bundle/config.json");
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["process"]["args"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()))
+        .and_then(|v| {
+            v["process"]["args"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+        })
         .unwrap_or_default()
 }
 
 fn status_text(c: &Container) -> String {
     let since = |t: &str| {
         let secs = parse_rfc3339(t).map(|s| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
             (now - s).max(0)
         });
         human_duration(secs.unwrap_or(0))
@@ -151,7 +208,9 @@ fn status_text(c: &Container) -> String {
         CState::Running => format!("Up {}", since(&c.started_at)),
         CState::Paused => format!("Up {} (Paused)", since(&c.started_at)),
         CState::Restarting => format!("Restarting ({}) {} ago", c.exit_code, since(&c.finished_at)),
-        CState::Exited if c.finished_at != ZERO_TIME => format!("Exited ({}) {} ago", c.exit_code, since(&c.finished_at)),
+        CState::Exited if c.finished_at != ZERO_TIME => {
+            format!("Exited ({}) {} ago", c.exit_code, since(&c.finished_at))
+        }
         CState::Exited => format!("Exited ({})", c.exit_code),
         CState::Created => "Created".into(),
         CState::Removing => "Removal In Progress".into(),
@@ -214,28 +273,43 @@ pub(crate) struct ListQuery {
 
 fn filter_values(f: &serde_json::Value) -> Vec<String> {
     match f {
-        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         serde_json::Value::Object(o) => o.keys().cloned().collect(),
         _ => vec![],
     }
 }
 
 /// `GET /containers/json`
-pub(crate) async fn list(State(engine): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<ContainerSummary>>, ApiError> {
-    let filters: BTreeMap<String, serde_json::Value> = match q.filters.as_deref().filter(|f| !f.is_empty()) {
-        Some(f) => serde_json::from_str(f).map_err(|e| ApiError::bad_request(format!("invalid filters JSON: {e}")))?,
-        None => BTreeMap::new(),
-    };
+pub(crate) async fn list(
+    State(engine): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<ContainerSummary>>, ApiError> {
+    let filters: BTreeMap<String, serde_json::Value> =
+        match q.filters.as_deref().filter(|f| !f.is_empty()) {
+            Some(f) => serde_json::from_str(f)
+                .map_err(|e| ApiError::bad_request(format!("invalid filters JSON: {e}")))?,
+            None => BTreeMap::new(),
+        };
     for k in filters.keys() {
         if !["status", "name", "id", "label", "ancestor", "exited"].contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
         }
     }
     let get = |k: &str| filters.get(k).map(filter_values).unwrap_or_default();
-    let all = truthy(&q.all) || q.limit.is_some_and(|l| l > 0) || filters.contains_key("status") || filters.contains_key("exited");
+    let all = truthy(&q.all)
+        || q.limit.is_some_and(|l| l > 0)
+        || filters.contains_key("status")
+        || filters.contains_key("exited");
     let mut out = Vec::new();
     for c in engine.containers()? {
-        if !all && c.state != CState::Running && c.state != CState::Paused && c.state != CState::Restarting {
+        if !all
+            && c.state != CState::Running
+            && c.state != CState::Paused
+            && c.state != CState::Restarting
+        {
             continue;
         }
         let status = get("status");
@@ -243,7 +317,11 @@ pub(crate) async fn list(State(engine): State<AppState>, Query(q): Query<ListQue
             continue;
         }
         let names = get("name");
-        if !names.is_empty() && !names.iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+        if !names.is_empty()
+            && !names
+                .iter()
+                .any(|n| c.name.contains(n.trim_start_matches('/')))
+        {
             continue;
         }
         let ids = get("id");
@@ -251,7 +329,9 @@ pub(crate) async fn list(State(engine): State<AppState>, Query(q): Query<ListQue
             continue;
         }
         let exited = get("exited");
-        if !exited.is_empty() && !(c.state == CState::Exited && exited.iter().any(|e| e.parse::<i64>().ok() == Some(c.exit_code))) {
+        let exit_matches = c.state == CState::Exited
+            && exited.iter().any(|e| e.parse::<i64>().ok() == Some(c.exit_code));
+        if !exited.is_empty() && !exit_matches {
             continue;
         }
         let labels = get("label");
@@ -262,7 +342,11 @@ pub(crate) async fn list(State(engine): State<AppState>, Query(q): Query<ListQue
             continue;
         }
         let ancestors = get("ancestor");
-        if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == c.image || c.image_id.contains(a.trim_start_matches("sha256:"))) {
+        if !ancestors.is_empty()
+            && !ancestors
+                .iter()
+                .any(|a| *a == c.image || c.image_id.contains(a.trim_start_matches("sha256:")))
+        {
             continue;
         }
         out.push(summary(&engine, &c));
@@ -274,12 +358,25 @@ pub(crate) async fn list(State(engine): State<AppState>, Query(q): Query<ListQue
 }
 
 /// `GET /containers/{id}/json`: Docker's inspect shape.
-pub(crate) async fn inspect(State(engine): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn inspect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let c = engine.container(&id)?;
     let dir = engine.root().join("containers").join(&c.id);
-    let spec: serde_json::Value = std::fs::read(dir.join("bundle/config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let spec: serde_json::Value = std::fs::read(dir.join("bundle/config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let process = &spec["process"];
-    let args: Vec<String> = process["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let args: Vec<String> = process["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut config = serde_json::to_value(&c.config.config).unwrap_or_default();
     config["Env"] = process["env"].clone();
     config["Hostname"] = spec["hostname"].clone();
@@ -367,12 +464,18 @@ fn mux(stream: u8, data: &[u8], tty: bool) -> Bytes {
 }
 
 /// `GET /containers/{id}/logs`
-pub(crate) async fn logs(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn logs(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
     let c = engine.container(&id)?;
     let want_out = truthy(&q.stdout);
     let want_err = truthy(&q.stderr);
     if !want_out && !want_err {
-        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let tty = c.config.config.tty;
     let (path, max_files) = engine.log_files(&c);
@@ -380,7 +483,11 @@ pub(crate) async fn logs(State(engine): State<AppState>, Path(id): Path<String>,
     let timestamps = truthy(&q.timestamps);
     let since = q.since.as_deref().and_then(parse_time_arg);
     let until = q.until.as_deref().and_then(parse_time_arg);
-    let tail: Option<usize> = q.tail.as_deref().filter(|t| *t != "all" && !t.is_empty()).and_then(|t| t.parse().ok());
+    let tail: Option<usize> = q
+        .tail
+        .as_deref()
+        .filter(|t| *t != "all" && !t.is_empty())
+        .and_then(|t| t.parse().ok());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let cid = c.id.clone();
     tokio::spawn(async move {
@@ -400,7 +507,11 @@ pub(crate) async fn logs(State(engine): State<AppState>, Path(id): Path<String>,
                     return None;
                 }
             }
-            let line = if timestamps { format!("{} {}", e.time, e.log) } else { e.log.clone() };
+            let line = if timestamps {
+                format!("{} {}", e.time, e.log)
+            } else {
+                e.log.clone()
+            };
             Some(mux(stream, line.as_bytes(), tty))
         };
         let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
@@ -431,10 +542,19 @@ pub(crate) async fn logs(State(engine): State<AppState>, Path(id): Path<String>,
                 }
             }
             seen = entries.len();
-            let running = engine.container(&cid).map(|c| matches!(c.state, CState::Running | CState::Paused | CState::Restarting)).unwrap_or(false);
+            let running = engine
+                .container(&cid)
+                .map(|c| {
+                    matches!(
+                        c.state,
+                        CState::Running | CState::Paused | CState::Restarting
+                    )
+                })
+                .unwrap_or(false);
             if !running {
                 // one last read after the exit was recorded
-                let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
+                let entries =
+                    berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
                 for e in entries.iter().skip(seen) {
                     if let Some(b) = render(e) {
                         let _ = tx.send(Ok(b)).await;
@@ -444,16 +564,25 @@ pub(crate) async fn logs(State(engine): State<AppState>, Path(id): Path<String>,
             }
         }
     });
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, ct)
-        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .expect("valid response"))
 }
 
 fn frac(t: &str) -> f64 {
-    t.split_once('.').map(|(_, f)| f.trim_end_matches('Z')).and_then(|f| format!("0.{f}").parse().ok()).unwrap_or(0.0)
+    t.split_once('.')
+        .map(|(_, f)| f.trim_end_matches('Z'))
+        .and_then(|f| format!("0.{f}").parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[derive(Deserialize, Default)]
@@ -477,7 +606,9 @@ pub(crate) async fn attach(
 ) -> Result<Response, ApiError> {
     let c = engine.container(&id)?;
     if !truthy(&q.stream) {
-        return Err(ApiError::bad_request("attach without stream=1 is not supported; use the logs endpoint for past output"));
+        return Err(ApiError::bad_request(
+            "attach without stream=1 is not supported; use the logs endpoint for past output",
+        ));
     }
     let want_in = truthy(&q.stdin);
     let want_out = truthy(&q.stdout);
@@ -500,9 +631,21 @@ pub(crate) async fn attach(
                 return;
             }
         };
-        relay(TokioIo::new(upgraded), shim, want_in, want_out, want_err, tty).await;
+        relay(
+            TokioIo::new(upgraded),
+            shim,
+            want_in,
+            want_out,
+            want_err,
+            tty,
+        )
+        .await;
     });
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
@@ -513,8 +656,14 @@ pub(crate) async fn attach(
 }
 
 /// Client ⇄ shim: stdin as shim frames one way, shim frames as Docker's stream the other.
-async fn relay<C>(client: C, shim: tokio::net::UnixStream, want_in: bool, want_out: bool, want_err: bool, tty: bool)
-where
+async fn relay<C>(
+    client: C,
+    shim: tokio::net::UnixStream,
+    want_in: bool,
+    want_out: bool,
+    want_err: bool,
+    tty: bool,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
@@ -531,7 +680,12 @@ where
                     std::future::pending::<()>().await;
                 }
                 Ok(n) => {
-                    if want_in && sw.write_all(&berth_runtime::shim::frame(0, &buf[..n])).await.is_err() {
+                    if want_in
+                        && sw
+                            .write_all(&berth_runtime::shim::frame(0, &buf[..n]))
+                            .await
+                            .is_err()
+                    {
                         return;
                     }
                 }
@@ -567,13 +721,18 @@ where
 }
 
 /// `POST /containers/{id}/resize` (accepted; the shim resizes on attach frames).
-pub(crate) async fn resize(State(engine): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn resize(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     engine.container(&id)?;
     Ok(StatusCode::OK)
 }
 
 /// `POST /containers/prune`
-pub(crate) async fn prune(State(engine): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn prune(
+    State(engine): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let mut deleted = Vec::new();
     for c in engine.containers()? {
         if c.state == CState::Exited || c.state == CState::Created || c.state == CState::Dead {
@@ -581,6 +740,7 @@ pub(crate) async fn prune(State(engine): State<AppState>) -> Result<Json<serde_j
             deleted.push(c.id);
         }
     }
-    Ok(Json(serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
+    Ok(Json(
+        serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
 }
-

@@ -75,7 +75,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
-        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
         .route(
             "/images/{*rest}",
             get(images::by_name)
@@ -201,13 +204,12 @@ pub async fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
             None
         }
     };
-    let engine =
-        Arc::new(
-            Engine::open(engine_config).map_err(|source| DaemonError::Engine {
-                root: root.clone(),
-                source,
-            })?,
-        );
+    let engine = Arc::new(
+        Engine::open(engine_config).map_err(|source| DaemonError::Engine {
+            root: root.clone(),
+            source,
+        })?,
+    );
     engine.reconcile().await;
     let socket = &config.socket;
     if let Some(dir) = socket.parent() {

@@ -92,10 +92,17 @@ impl Engine {
         let client = Arc::new(RegistryClient::new(config.registry.clone())?);
         let puller = Puller::new(store.clone(), client, config.pull.clone());
         let containers_dir = config.root.join("containers");
-        std::fs::create_dir_all(&containers_dir)
-            .map_err(|e| EngineError::Internal(format!("creating {}: {e}", containers_dir.display())))?;
+        std::fs::create_dir_all(&containers_dir).map_err(|e| {
+            EngineError::Internal(format!("creating {}: {e}", containers_dir.display()))
+        })?;
         let containers = containers::ContainerStore::open(&config.root.join("engine.db"))?;
-        Ok(Engine { config, store, puller, containers, live: Default::default() })
+        Ok(Engine {
+            config,
+            store,
+            puller,
+            containers,
+            live: Default::default(),
+        })
     }
 
     /// The state directory.

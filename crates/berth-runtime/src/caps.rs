@@ -73,8 +73,15 @@ pub struct CapabilityError(pub String);
 /// The number of a capability name (`CAP_NET_ADMIN`, `net_admin`, `NET_ADMIN`).
 pub fn number(name: &str) -> Result<u32, CapabilityError> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
-    ALL.iter().position(|c| *c == full).map(|n| n as u32).ok_or_else(|| CapabilityError(name.to_string()))
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    ALL.iter()
+        .position(|c| *c == full)
+        .map(|n| n as u32)
+        .ok_or_else(|| CapabilityError(name.to_string()))
 }
 
 /// The canonical name of a capability (`CAP_` prefixed, upper case).
@@ -83,7 +90,11 @@ pub fn canonical(name: &str) -> Result<String, CapabilityError> {
 }
 
 /// Docker's `--cap-add`/`--cap-drop` arithmetic over the default set (`ALL` allowed in both).
-pub fn adjust(base: &[&str], add: &[String], drop: &[String]) -> Result<Vec<String>, CapabilityError> {
+pub fn adjust(
+    base: &[&str],
+    add: &[String],
+    drop: &[String],
+) -> Result<Vec<String>, CapabilityError> {
     let mut set: Vec<String> = base.iter().map(|s| s.to_string()).collect();
     let is_all = |v: &[String]| v.iter().any(|c| c.eq_ignore_ascii_case("ALL"));
     if is_all(drop) {

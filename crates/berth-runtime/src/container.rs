@@ -99,24 +99,42 @@ fn read_status(status: &mut std::fs::File) -> Result<bool, RuntimeError> {
     match tag[0] {
         TAG_READY => Ok(true),
         TAG_ERROR => {
-            status.read_to_end(&mut buf).map_err(io("reading container error"))?;
+            status
+                .read_to_end(&mut buf)
+                .map_err(io("reading container error"))?;
             let code = buf.first().copied().unwrap_or(125);
             let message = String::from_utf8_lossy(buf.get(1..).unwrap_or_default()).into_owned();
             Err(RuntimeError::Init { code, message })
         }
-        other => Err(RuntimeError::Init { code: 125, message: format!("unexpected status byte {other}") }),
+        other => Err(RuntimeError::Init {
+            code: 125,
+            message: format!("unexpected status byte {other}"),
+        }),
     }
 }
 
 /// Creates the container process. `join_cgroup` runs in the parent with the child's pid before
 /// the child may proceed (so limits apply from its first instruction).
-pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(), String>) -> Result<Created, RuntimeError> {
+pub fn create(
+    opts: CreateOptions<'_>,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
     let spec = opts.spec;
     let linux = spec.linux().clone().unwrap_or_default();
-    let root = spec.root().as_ref().ok_or_else(|| RuntimeError::Spec("root is missing".into()))?;
-    let rootfs: PathBuf = if root.path().is_absolute() { root.path().clone() } else { opts.bundle.join(root.path()) };
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Spec("root is missing".into()))?;
+    let rootfs: PathBuf = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        opts.bundle.join(root.path())
+    };
     if opts.overlay.is_none() && !rootfs.is_dir() {
-        return Err(RuntimeError::Spec(format!("root.path {} is not a directory", rootfs.display())));
+        return Err(RuntimeError::Spec(format!(
+            "root.path {} is not a directory",
+            rootfs.display()
+        )));
     }
     let mut flags = 0;
     let mut join = Vec::new();
@@ -124,16 +142,24 @@ pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(
     for ns in linux.namespaces().clone().unwrap_or_default() {
         match (ns.typ(), ns.path()) {
             (LinuxNamespaceType::User, _) => {
-                return Err(RuntimeError::Spec("user namespaces are not supported yet; remove the \"user\" namespace".into()))
+                return Err(RuntimeError::Spec(
+                    "user namespaces are not supported yet; remove the \"user\" namespace".into(),
+                ))
             }
             (LinuxNamespaceType::Time, _) => {
-                return Err(RuntimeError::Spec("time namespaces are not supported yet; remove the \"time\" namespace".into()))
+                return Err(RuntimeError::Spec(
+                    "time namespaces are not supported yet; remove the \"time\" namespace".into(),
+                ))
             }
             (LinuxNamespaceType::Pid, Some(p)) => {
                 // children of this process will be born in that pid namespace
-                let f = std::fs::File::open(p).map_err(io(format!("opening pid namespace {}", p.display())))?;
-                rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), Some(rustix::thread::LinkNameSpaceType::ProcessID))
-                    .map_err(|e| io(format!("joining pid namespace {}", p.display()))(e.into()))?;
+                let f = std::fs::File::open(p)
+                    .map_err(io(format!("opening pid namespace {}", p.display())))?;
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&f),
+                    Some(rustix::thread::LinkNameSpaceType::ProcessID),
+                )
+                .map_err(|e| io(format!("joining pid namespace {}", p.display()))(e.into()))?;
             }
             (t, Some(p)) => join.push((t, p.clone())),
             (LinuxNamespaceType::Cgroup, None) => unshare_cgroup = true,
@@ -141,13 +167,18 @@ pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(
         }
     }
     let seccomp = match linux.seccomp() {
-        Some(profile) => Some(crate::seccomp::compile(profile).map_err(|e| RuntimeError::Seccomp(e.to_string()))?),
+        Some(profile) => Some(
+            crate::seccomp::compile(profile).map_err(|e| RuntimeError::Seccomp(e.to_string()))?,
+        ),
         None => None,
     };
-    let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io("creating sync pipe")(e.into()))?;
-    let (st_r, st_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io("creating status pipe")(e.into()))?;
+    let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io("creating sync pipe")(e.into()))?;
+    let (st_r, st_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io("creating status pipe")(e.into()))?;
     let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if opts.wait_for_start {
-        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io("creating start pipe")(e.into()))?;
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| io("creating start pipe")(e.into()))?;
         (Some(r), Some(w))
     } else {
         (None, None)
@@ -180,7 +211,8 @@ pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(
             let kill_child = |pid: i32| {
                 if let Some(p) = rustix::process::Pid::from_raw(pid) {
                     let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-                    let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+                    let _ =
+                        rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
                 }
             };
             if let Err(e) = join_cgroup(pid) {
@@ -196,13 +228,23 @@ pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(
             match read_status(&mut status) {
                 Ok(ready) => {
                     if opts.wait_for_start && !ready {
-                        return Err(RuntimeError::Init { code: 125, message: "container process exited during setup".into() });
+                        return Err(RuntimeError::Init {
+                            code: 125,
+                            message: "container process exited during setup".into(),
+                        });
                     }
-                    Ok(Created { pid, status, start: start_w.map(std::fs::File::from) })
+                    Ok(Created {
+                        pid,
+                        status,
+                        start: start_w.map(std::fs::File::from),
+                    })
                 }
                 Err(e) => {
                     if let Some(p) = rustix::process::Pid::from_raw(pid) {
-                        let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+                        let _ = rustix::process::waitpid(
+                            Some(p),
+                            rustix::process::WaitOptions::empty(),
+                        );
                     }
                     Err(e)
                 }
@@ -214,12 +256,19 @@ pub fn create(opts: CreateOptions<'_>, join_cgroup: impl FnOnce(i32) -> Result<(
 impl Created {
     /// Lets a container created with `wait_for_start` run; returns once it reached execve.
     pub fn start(&mut self) -> Result<(), RuntimeError> {
-        let Some(mut start) = self.start.take() else { return Ok(()) };
-        start.write_all(&[1]).map_err(io("starting the container"))?;
+        let Some(mut start) = self.start.take() else {
+            return Ok(());
+        };
+        start
+            .write_all(&[1])
+            .map_err(io("starting the container"))?;
         drop(start);
         match read_status(&mut self.status)? {
             false => Ok(()),
-            true => Err(RuntimeError::Init { code: 125, message: "container reported ready twice".into() }),
+            true => Err(RuntimeError::Init {
+                code: 125,
+                message: "container reported ready twice".into(),
+            }),
         }
     }
 }

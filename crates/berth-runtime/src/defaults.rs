@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceType, LinuxNamespace,
-    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDevice, LinuxDeviceBuilder,
+    LinuxDeviceType, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// Paths Docker hides from containers (a bind of /dev/null on files, a read-only tmpfs on dirs).
@@ -26,7 +27,13 @@ pub const MASKED_PATHS: [&str; 12] = [
 ];
 
 /// Paths Docker makes read-only.
-pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// The PATH Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -45,12 +52,49 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 pub fn default_mounts() -> Vec<Mount> {
     vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        ),
     ]
 }
 
@@ -90,19 +134,30 @@ pub fn default_namespaces() -> Vec<LinuxNamespace> {
         LinuxNamespaceType::Cgroup,
     ]
     .into_iter()
-    .map(|t| LinuxNamespaceBuilder::default().typ(t).build().expect("namespace type set"))
+    .map(|t| {
+        LinuxNamespaceBuilder::default()
+            .typ(t)
+            .build()
+            .expect("namespace type set")
+    })
     .collect()
 }
 
 /// Capability names as the spec type.
 pub fn capability_set(names: &[String]) -> std::collections::HashSet<Capability> {
-    names.iter().filter_map(|n| n.trim_start_matches("CAP_").parse::<Capability>().ok()).collect()
+    names
+        .iter()
+        .filter_map(|n| n.trim_start_matches("CAP_").parse::<Capability>().ok())
+        .collect()
 }
 
 /// A spec with Docker's defaults: root `rootfs`, Docker's capabilities, mounts, masked and
 /// read-only paths, namespaces, no-new-privileges off (as Docker), `sh` as the process.
 pub fn base_spec() -> Spec {
-    let caps: Vec<String> = crate::caps::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect();
+    let caps: Vec<String> = crate::caps::DOCKER_DEFAULT
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let set = capability_set(&caps);
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(set.clone())
@@ -112,7 +167,13 @@ pub fn base_spec() -> Spec {
         .expect("capability sets");
     let process = ProcessBuilder::default()
         .terminal(false)
-        .user(UserBuilder::default().uid(0u32).gid(0u32).build().expect("user"))
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .expect("user"),
+        )
         .args(vec!["sh".to_string()])
         .env(vec![DEFAULT_PATH.to_string()])
         .cwd(PathBuf::from("/"))
@@ -122,13 +183,29 @@ pub fn base_spec() -> Spec {
         .expect("process fields set");
     let linux = LinuxBuilder::default()
         .namespaces(default_namespaces())
-        .masked_paths(MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
         .build()
         .expect("linux fields set");
     SpecBuilder::default()
         .version("1.2.0")
-        .root(RootBuilder::default().path(PathBuf::from("rootfs")).readonly(false).build().expect("root"))
+        .root(
+            RootBuilder::default()
+                .path(PathBuf::from("rootfs"))
+                .readonly(false)
+                .build()
+                .expect("root"),
+        )
         .hostname("berth")
         .mounts(default_mounts())
         .process(process)
@@ -144,11 +221,21 @@ mod tests {
     #[test]
     fn base_spec_has_docker_defaults() {
         let s = base_spec();
-        let caps = s.process().as_ref().and_then(|p| p.capabilities().clone()).expect("caps");
+        let caps = s
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .expect("caps");
         assert_eq!(caps.bounding().as_ref().map(|b| b.len()), Some(14));
-        assert!(caps.bounding().as_ref().is_some_and(|b| !b.contains(&Capability::SysAdmin)));
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .is_some_and(|b| !b.contains(&Capability::SysAdmin)));
         let linux = s.linux().as_ref().expect("linux");
-        assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
         assert_eq!(linux.namespaces().as_ref().map(Vec::len), Some(6));
         let json = serde_json::to_string(&s).expect("serializes");
         let back: Spec = serde_json::from_str(&json).expect("round trips");

@@ -46,7 +46,10 @@ pub(crate) struct InitFailure {
 
 impl InitFailure {
     fn new(code: u8, message: impl Into<String>) -> InitFailure {
-        InitFailure { code, message: message.into() }
+        InitFailure {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -103,30 +106,52 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     let mut go = std::fs::File::from(plan.go.try_clone().map_err(fail("cloning sync fd"))?);
     match go.read(&mut byte) {
         Ok(1) => {}
-        _ => return Err(InitFailure::new(125, "runtime parent went away before the container started")),
+        _ => {
+            return Err(InitFailure::new(
+                125,
+                "runtime parent went away before the container started",
+            ))
+        }
     }
     for (typ, path) in &plan.join {
-        let f = std::fs::File::open(path).map_err(|e| InitFailure::new(125, format!("opening namespace {}: {e}", path.display())))?;
-        rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), None)
-            .map_err(|e| InitFailure::new(125, format!("joining {typ:?} namespace {}: {e}", path.display())))?;
+        let f = std::fs::File::open(path).map_err(|e| {
+            InitFailure::new(125, format!("opening namespace {}: {e}", path.display()))
+        })?;
+        rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), None).map_err(
+            |e| {
+                InitFailure::new(
+                    125,
+                    format!("joining {typ:?} namespace {}: {e}", path.display()),
+                )
+            },
+        )?;
     }
     if plan.unshare_cgroup {
         sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail("creating cgroup namespace"))?;
     }
     let spec = plan.spec;
-    let process = spec.process().clone().ok_or_else(|| InitFailure::new(125, "config.json has no process"))?;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| InitFailure::new(125, "config.json has no process"))?;
     let linux = spec.linux().clone().unwrap_or_default();
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
 
     // stdio
     match &plan.io {
-        ProcessIo::Fds { stdin, stdout, stderr } => {
+        ProcessIo::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
             let null;
             let stdin = match stdin {
                 Some(fd) => fd,
                 None => {
-                    null = OwnedFd::from(std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?);
+                    null = OwnedFd::from(
+                        std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?,
+                    );
                     &null
                 }
             };
@@ -136,7 +161,8 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         }
         ProcessIo::Terminal { slave, .. } => {
             rustix::process::setsid().map_err(fail("creating a session"))?;
-            rustix::process::ioctl_tiocsctty(slave).map_err(fail("setting the controlling terminal"))?;
+            rustix::process::ioctl_tiocsctty(slave)
+                .map_err(fail("setting the controlling terminal"))?;
             dup_to(slave, 0)?;
             dup_to(slave, 1)?;
             dup_to(slave, 2)?;
@@ -159,7 +185,12 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
             ProcessIo::Terminal { path, .. } => Some(path.clone()),
             _ => None,
         };
-        let rplan = RootfsPlan { spec, rootfs: plan.rootfs.clone(), overlay: plan.overlay.take(), console };
+        let rplan = RootfsPlan {
+            spec,
+            rootfs: plan.rootfs.clone(),
+            overlay: plan.overlay.take(),
+            console,
+        };
         rootfs::setup(&rplan).map_err(|e| InitFailure::new(125, chain(&e)))?;
         rootfs::finish(spec).map_err(|e| InitFailure::new(125, chain(&e)))?;
     } else {
@@ -169,16 +200,39 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     // limits and identity
     for r in process.rlimits().clone().unwrap_or_default() {
         let resource = rlimit_resource(r.typ());
-        rustix::process::setrlimit(resource, rustix::process::Rlimit { current: Some(r.soft()), maximum: Some(r.hard()) })
-            .map_err(|e| InitFailure::new(125, format!("setting rlimit {:?} to {}:{}: {e} (the host's hard limit may be lower)", r.typ(), r.soft(), r.hard())))?;
+        rustix::process::setrlimit(
+            resource,
+            rustix::process::Rlimit {
+                current: Some(r.soft()),
+                maximum: Some(r.hard()),
+            },
+        )
+        .map_err(|e| {
+            InitFailure::new(
+                125,
+                format!(
+                    "setting rlimit {:?} to {}:{}: {e} (the host's hard limit may be lower)",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                ),
+            )
+        })?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(fail("writing oom_score_adj"))?;
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(fail("writing oom_score_adj"))?;
     }
     let user = process.user();
     let caps = process.capabilities().clone().unwrap_or_default();
     let names = |s: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
-        s.as_ref().map(|set| set.iter().map(|c| format!("CAP_{}", c.to_string().trim_start_matches("CAP_"))).collect()).unwrap_or_default()
+        s.as_ref()
+            .map(|set| {
+                set.iter()
+                    .map(|c| format!("CAP_{}", c.to_string().trim_start_matches("CAP_")))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let bounding = names(caps.bounding());
     let effective = names(caps.effective());
@@ -190,7 +244,8 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     // without no_new_privileges the filter must be loaded while we still hold CAP_SYS_ADMIN
     if !nnp {
         if let Some(p) = &plan.seccomp {
-            p.load().map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
+            p.load()
+                .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
         }
     }
     for n in 0..=sys::last_cap() {
@@ -199,15 +254,35 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
             sys::capbset_drop(n).map_err(fail("dropping a bounding capability"))?;
         }
     }
-    rustix::thread::set_keep_capabilities(true).map_err(fail("keeping capabilities across setuid"))?;
-    sys::set_ids(user.uid(), user.gid(), &user.additional_gids().clone().unwrap_or_default())
-        .map_err(|e| InitFailure::new(125, format!("switching to user {}:{}: {e}", user.uid(), user.gid())))?;
+    rustix::thread::set_keep_capabilities(true)
+        .map_err(fail("keeping capabilities across setuid"))?;
+    sys::set_ids(
+        user.uid(),
+        user.gid(),
+        &user.additional_gids().clone().unwrap_or_default(),
+    )
+    .map_err(|e| {
+        InitFailure::new(
+            125,
+            format!("switching to user {}:{}: {e}", user.uid(), user.gid()),
+        )
+    })?;
     // never ask for more than this process holds (a privileged container gets all of it)
-    let held = rustix::thread::capabilities(None).map(|c| c.permitted).map_err(fail("reading capabilities"))?;
-    let to = |v: &[String]| crate::caps::to_set(v).map(|s| s & held).map_err(|e| InitFailure::new(125, e.to_string()));
+    let held = rustix::thread::capabilities(None)
+        .map(|c| c.permitted)
+        .map_err(fail("reading capabilities"))?;
+    let to = |v: &[String]| {
+        crate::caps::to_set(v)
+            .map(|s| s & held)
+            .map_err(|e| InitFailure::new(125, e.to_string()))
+    };
     rustix::thread::set_capabilities(
         None,
-        rustix::thread::CapabilitySets { effective: to(&effective)?, permitted: to(&permitted)?, inheritable: to(&inheritable)? },
+        rustix::thread::CapabilitySets {
+            effective: to(&effective)?,
+            permitted: to(&permitted)?,
+            inheritable: to(&inheritable)?,
+        },
     )
     .map_err(fail("setting capabilities"))?;
     for a in &ambient {
@@ -222,14 +297,26 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     }
 
     let cwd = process.cwd();
-    std::env::set_current_dir(cwd)
-        .map_err(|e| InitFailure::new(125, format!("chdir to cwd (\"{}\") set in config.json failed: {e}", cwd.display())))?;
+    std::env::set_current_dir(cwd).map_err(|e| {
+        InitFailure::new(
+            125,
+            format!(
+                "chdir to cwd (\"{}\") set in config.json failed: {e}",
+                cwd.display()
+            ),
+        )
+    })?;
 
     let args = process.args().clone().unwrap_or_default();
-    let Some(arg0) = args.first() else { return Err(InitFailure::new(125, "config.json: process.args is empty")) };
+    let Some(arg0) = args.first() else {
+        return Err(InitFailure::new(125, "config.json: process.args is empty"));
+    };
     let env = process.env().clone().unwrap_or_default();
     let path = resolve_executable(arg0, &env)?;
-    let c = |s: &str| CString::new(s).map_err(|_| InitFailure::new(125, format!("argument {s:?} contains a NUL byte")));
+    let c = |s: &str| {
+        CString::new(s)
+            .map_err(|_| InitFailure::new(125, format!("argument {s:?} contains a NUL byte")))
+    };
     let argv = args.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|e| c(e)).collect::<Result<Vec<_>, _>>()?;
     let cpath = c(&path.to_string_lossy())?;
@@ -237,18 +324,27 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     // nothing of ours crosses exec: every fd above stdio (and preserved fds) becomes CLOEXEC
     sys::cloexec_from(3 + plan.preserve_fds).map_err(fail("closing runtime file descriptors"))?;
     if let Some(start) = plan.start.take() {
-        let mut status = std::fs::File::from(plan.status.try_clone().map_err(fail("cloning status fd"))?);
-        status.write_all(&[TAG_READY]).map_err(fail("reporting ready"))?;
+        let mut status =
+            std::fs::File::from(plan.status.try_clone().map_err(fail("cloning status fd"))?);
+        status
+            .write_all(&[TAG_READY])
+            .map_err(fail("reporting ready"))?;
         let mut start = std::fs::File::from(start);
         let mut b = [0u8; 1];
         match start.read(&mut b) {
             Ok(1) => {}
-            _ => return Err(InitFailure::new(125, "container deleted before it was started")),
+            _ => {
+                return Err(InitFailure::new(
+                    125,
+                    "container deleted before it was started",
+                ))
+            }
         }
     }
     if nnp {
         if let Some(p) = &plan.seccomp {
-            p.load().map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
+            p.load()
+                .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
         }
     }
     let e = sys::execve(&cpath, &argv, &envp);
@@ -257,7 +353,10 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
 
 fn exec_failure(arg0: &str, e: std::io::Error) -> InitFailure {
     match e.raw_os_error() {
-        Some(libc::ENOENT) => InitFailure::new(127, format!("exec: \"{arg0}\": stat {arg0}: no such file or directory")),
+        Some(libc::ENOENT) => InitFailure::new(
+            127,
+            format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"),
+        ),
         Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOEXEC) => {
             InitFailure::new(126, format!("exec: \"{arg0}\": permission denied"))
         }
@@ -270,7 +369,10 @@ fn resolve_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitFailure
     if arg0.contains('/') {
         return Ok(PathBuf::from(arg0));
     }
-    let path_var = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in path_var.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(arg0);
         if let Ok(md) = std::fs::metadata(&candidate) {
@@ -279,7 +381,10 @@ fn resolve_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitFailure
             }
         }
     }
-    Err(InitFailure::new(127, format!("exec: \"{arg0}\": executable file not found in $PATH")))
+    Err(InitFailure::new(
+        127,
+        format!("exec: \"{arg0}\": executable file not found in $PATH"),
+    ))
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> rustix::process::Resource {

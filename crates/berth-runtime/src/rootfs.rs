@@ -27,7 +27,11 @@ pub struct RootfsError {
 
 fn err(stage: &'static str, path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> RootfsError {
     let path = path.as_ref().display().to_string();
-    move |source| RootfsError { stage, path, source }
+    move |source| RootfsError {
+        stage,
+        path,
+        source,
+    }
 }
 
 fn cstr(s: &str) -> CString {
@@ -166,11 +170,26 @@ pub fn propagation_of(name: &str) -> Option<u64> {
 /// Returns an `O_PATH` fd to mount onto through `/proc/self/fd/N`.
 pub fn open_in_root(root: &OwnedFd, dest: &Path, file: bool) -> io::Result<OwnedFd> {
     let flags = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let rel: PathBuf = dest.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let rel: PathBuf = dest
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
     if rel.as_os_str().is_empty() {
-        return Ok(rustix::fs::openat2(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), flags)?);
+        return Ok(rustix::fs::openat2(
+            root,
+            ".",
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            flags,
+        )?);
     }
-    match rustix::fs::openat2(root, &rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), flags) {
+    match rustix::fs::openat2(
+        root,
+        &rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        flags,
+    ) {
         Ok(fd) => return Ok(fd),
         Err(rustix::io::Errno::NOENT) => {}
         Err(e) => return Err(e.into()),
@@ -179,10 +198,26 @@ pub fn open_in_root(root: &OwnedFd, dest: &Path, file: bool) -> io::Result<Owned
     let mut cur = PathBuf::new();
     let comps: Vec<_> = rel.components().collect();
     for (i, c) in comps.iter().enumerate() {
-        let parent = rustix::fs::openat2(root, if cur.as_os_str().is_empty() { Path::new(".") } else { &cur }, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), flags)?;
+        let parent = rustix::fs::openat2(
+            root,
+            if cur.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &cur
+            },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            flags,
+        )?;
         cur.push(c);
         let last = i + 1 == comps.len();
-        match rustix::fs::openat2(root, &cur, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), flags) {
+        match rustix::fs::openat2(
+            root,
+            &cur,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            flags,
+        ) {
             Ok(fd) if last => return Ok(fd),
             Ok(_) => continue,
             Err(rustix::io::Errno::NOENT) => {}
@@ -190,7 +225,12 @@ pub fn open_in_root(root: &OwnedFd, dest: &Path, file: bool) -> io::Result<Owned
         }
         // the parent was opened O_PATH; mkdirat/openat accept it as a directory fd
         if last && file {
-            let f = rustix::fs::openat(&parent, c.as_os_str(), OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o644))?;
+            let f = rustix::fs::openat(
+                &parent,
+                c.as_os_str(),
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )?;
             drop(f);
         } else {
             match rustix::fs::mkdirat(&parent, c.as_os_str(), Mode::from_raw_mode(0o755)) {
@@ -199,7 +239,13 @@ pub fn open_in_root(root: &OwnedFd, dest: &Path, file: bool) -> io::Result<Owned
             }
         }
     }
-    Ok(rustix::fs::openat2(root, &rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), flags)?)
+    Ok(rustix::fs::openat2(
+        root,
+        &rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        flags,
+    )?)
 }
 
 fn fd_path(fd: &OwnedFd) -> CString {
@@ -216,43 +262,72 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), RootfsError> {
     if typ == "cgroup" {
         return mount_cgroups(root, dest, &opts);
     }
-    let file_target = is_bind && std::fs::metadata(&source).map(|md| !md.is_dir()).unwrap_or(false);
-    let target = open_in_root(root, dest, file_target).map_err(err("creating mount point", dest))?;
+    let file_target = is_bind
+        && std::fs::metadata(&source)
+            .map(|md| !md.is_dir())
+            .unwrap_or(false);
+    let target =
+        open_in_root(root, dest, file_target).map_err(err("creating mount point", dest))?;
     let tpath = fd_path(&target);
     if is_bind {
         let src = cpath(&source);
-        sys::mount(Some(&src), &tpath, None, MS_BIND | (opts.flags & MS_REC), None).map_err(err("bind-mounting", &source))?;
+        sys::mount(
+            Some(&src),
+            &tpath,
+            None,
+            MS_BIND | (opts.flags & MS_REC),
+            None,
+        )
+        .map_err(err("bind-mounting", &source))?;
         // reopen: the mount point fd still refers to the covered directory
-        let target = open_in_root(root, dest, file_target).map_err(err("reopening mount point", dest))?;
+        let target =
+            open_in_root(root, dest, file_target).map_err(err("reopening mount point", dest))?;
         let tpath = fd_path(&target);
         let extra = opts.flags & !(MS_BIND | MS_REC | MS_REMOUNT);
         if extra != 0 {
-            sys::mount(None, &tpath, None, MS_BIND | MS_REMOUNT | extra, None).map_err(err("remounting bind mount", dest))?;
+            sys::mount(None, &tpath, None, MS_BIND | MS_REMOUNT | extra, None)
+                .map_err(err("remounting bind mount", dest))?;
         }
         for p in &opts.propagation {
-            sys::mount(None, &tpath, None, *p, None).map_err(err("setting propagation of", dest))?;
+            sys::mount(None, &tpath, None, *p, None)
+                .map_err(err("setting propagation of", dest))?;
         }
         return Ok(());
     }
     let data = (!opts.data.is_empty()).then(|| cstr(&opts.data));
     let src = cpath(&source);
     let fstype = cstr(&typ);
-    let result = sys::mount(Some(&src), &tpath, Some(&fstype), opts.flags, data.as_deref());
+    let result = sys::mount(
+        Some(&src),
+        &tpath,
+        Some(&fstype),
+        opts.flags,
+        data.as_deref(),
+    );
     match result {
         Ok(()) => {}
         // sysfs cannot be mounted in a network namespace we do not own (--network host):
         // bind the host's /sys instead, read-only, as runc does
         Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
-            sys::mount(Some(c"/sys"), &tpath, None, MS_BIND | MS_REC, None).map_err(err("binding /sys at", dest))?;
-            let target = open_in_root(root, dest, false).map_err(err("reopening mount point", dest))?;
-            sys::mount(None, &fd_path(&target), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-                .map_err(err("remounting /sys read-only at", dest))?;
+            sys::mount(Some(c"/sys"), &tpath, None, MS_BIND | MS_REC, None)
+                .map_err(err("binding /sys at", dest))?;
+            let target =
+                open_in_root(root, dest, false).map_err(err("reopening mount point", dest))?;
+            sys::mount(
+                None,
+                &fd_path(&target),
+                None,
+                MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                None,
+            )
+            .map_err(err("remounting /sys read-only at", dest))?;
         }
         Err(e) => return Err(err("mounting", format!("{} ({typ})", dest.display()))(e)),
     }
     for p in &opts.propagation {
         let target = open_in_root(root, dest, false).map_err(err("reopening mount point", dest))?;
-        sys::mount(None, &fd_path(&target), None, *p, None).map_err(err("setting propagation of", dest))?;
+        sys::mount(None, &fd_path(&target), None, *p, None)
+            .map_err(err("setting propagation of", dest))?;
     }
     Ok(())
 }
@@ -263,23 +338,30 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), RootfsError> {
 fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
     let ro = opts.flags & MS_RDONLY;
     let base = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(err("reading", "/proc/self/mountinfo"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(err("reading", "/proc/self/mountinfo"))?;
     let mut v1: Vec<(String, String)> = Vec::new(); // (relative dir under /sys/fs/cgroup, super options)
     let mut v2_at: Option<String> = None;
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mountpoint = pre.split(' ').nth(4).unwrap_or("");
         let mut post = post.split(' ');
         let fstype = post.next().unwrap_or("");
         let _src = post.next();
         let superopts = post.next().unwrap_or("");
-        let Some(rel) = mountpoint.strip_prefix("/sys/fs/cgroup") else { continue };
+        let Some(rel) = mountpoint.strip_prefix("/sys/fs/cgroup") else {
+            continue;
+        };
         let rel = rel.trim_start_matches('/').to_string();
         match fstype {
             "cgroup2" => v2_at = Some(rel),
             "cgroup" => {
-                let controllers: Vec<&str> =
-                    superopts.split(',').filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("relatime")).collect();
+                let controllers: Vec<&str> = superopts
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("relatime"))
+                    .collect();
                 v1.push((rel, controllers.join(",")));
             }
             _ => {}
@@ -288,21 +370,48 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
     let target = open_in_root(root, dest, false).map_err(err("creating mount point", dest))?;
     if v1.is_empty() {
         // pure v2
-        sys::mount(Some(c"cgroup"), &fd_path(&target), Some(c"cgroup2"), base | ro, None).map_err(err("mounting cgroup2 at", dest))?;
+        sys::mount(
+            Some(c"cgroup"),
+            &fd_path(&target),
+            Some(c"cgroup2"),
+            base | ro,
+            None,
+        )
+        .map_err(err("mounting cgroup2 at", dest))?;
         return Ok(());
     }
-    sys::mount(Some(c"tmpfs"), &fd_path(&target), Some(c"tmpfs"), base, Some(c"mode=755")).map_err(err("mounting tmpfs at", dest))?;
+    sys::mount(
+        Some(c"tmpfs"),
+        &fd_path(&target),
+        Some(c"tmpfs"),
+        base,
+        Some(c"mode=755"),
+    )
+    .map_err(err("mounting tmpfs at", dest))?;
     for (rel, controllers) in &v1 {
         let sub = dest.join(rel);
         let t = open_in_root(root, &sub, false).map_err(err("creating mount point", &sub))?;
         let data = cstr(controllers);
-        sys::mount(Some(c"cgroup"), &fd_path(&t), Some(c"cgroup"), base | ro, Some(&data))
-            .map_err(err("mounting cgroup hierarchy at", &sub))?;
+        sys::mount(
+            Some(c"cgroup"),
+            &fd_path(&t),
+            Some(c"cgroup"),
+            base | ro,
+            Some(&data),
+        )
+        .map_err(err("mounting cgroup hierarchy at", &sub))?;
     }
     if let Some(rel) = v2_at.filter(|r| !r.is_empty()) {
         let sub = dest.join(&rel);
         let t = open_in_root(root, &sub, false).map_err(err("creating mount point", &sub))?;
-        sys::mount(Some(c"cgroup"), &fd_path(&t), Some(c"cgroup2"), base | ro, None).map_err(err("mounting cgroup2 at", &sub))?;
+        sys::mount(
+            Some(c"cgroup"),
+            &fd_path(&t),
+            Some(c"cgroup2"),
+            base | ro,
+            None,
+        )
+        .map_err(err("mounting cgroup2 at", &sub))?;
     }
     // the host's convenience links (cpu -> cpu,cpuacct)
     if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
@@ -316,7 +425,14 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
     }
     if ro != 0 {
         let t = open_in_root(root, dest, false).map_err(err("reopening", dest))?;
-        sys::mount(None, &fd_path(&t), None, MS_BIND | MS_REMOUNT | MS_RDONLY | base, None).map_err(err("remounting read-only", dest))?;
+        sys::mount(
+            None,
+            &fd_path(&t),
+            None,
+            MS_BIND | MS_REMOUNT | MS_RDONLY | base,
+            None,
+        )
+        .map_err(err("remounting read-only", dest))?;
     }
     Ok(())
 }
@@ -324,8 +440,11 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
 fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     let path = d.path();
     let parent_path = path.parent().unwrap_or(Path::new("/"));
-    let parent = open_in_root(root, parent_path, false).map_err(err("creating device directory", parent_path))?;
-    let name = path.file_name().ok_or_else(|| err("creating device", path)(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let parent = open_in_root(root, parent_path, false)
+        .map_err(err("creating device directory", parent_path))?;
+    let name = path.file_name().ok_or_else(|| {
+        err("creating device", path)(io::Error::from(io::ErrorKind::InvalidInput))
+    })?;
     let ft = match d.typ() {
         LinuxDeviceType::B => FileType::BlockDevice,
         LinuxDeviceType::P => FileType::Fifo,
@@ -333,11 +452,22 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     };
     let dev = rustix::fs::makedev(d.major() as u32, d.minor() as u32);
     // the parent fd is O_PATH; mknodat needs a real directory fd
-    let pdir = rustix::fs::openat(&parent, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| err("opening device directory", parent_path)(e.into()))?;
+    let pdir = rustix::fs::openat(
+        &parent,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err("opening device directory", parent_path)(e.into()))?;
     let _ = rustix::fs::unlinkat(&pdir, name, rustix::fs::AtFlags::empty());
-    rustix::fs::mknodat(&pdir, name, ft, Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)), dev)
-        .map_err(|e| err("creating device", path)(e.into()))?;
+    rustix::fs::mknodat(
+        &pdir,
+        name,
+        ft,
+        Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)),
+        dev,
+    )
+    .map_err(|e| err("creating device", path)(e.into()))?;
     rustix::fs::chownat(
         &pdir,
         name,
@@ -347,8 +477,13 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     )
     .map_err(|e| err("chowning device", path)(e.into()))?;
     // mknod applies the umask; set the mode exactly
-    rustix::fs::chmodat(&pdir, name, Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)), rustix::fs::AtFlags::empty())
-        .map_err(|e| err("setting mode of device", path)(e.into()))?;
+    rustix::fs::chmodat(
+        &pdir,
+        name,
+        Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| err("setting mode of device", path)(e.into()))?;
     Ok(())
 }
 
@@ -368,19 +503,29 @@ pub struct RootfsPlan<'a> {
 pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), RootfsError> {
     let linux = plan.spec.linux().clone().unwrap_or_default();
     // keep host mounts from propagating in and ours from propagating out
-    let prop = linux.rootfs_propagation().as_deref().and_then(propagation_of).unwrap_or(MS_SLAVE | MS_REC);
+    let prop = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(propagation_of)
+        .unwrap_or(MS_SLAVE | MS_REC);
     sys::mount(None, c"/", None, prop, None).map_err(err("setting root propagation", "/"))?;
     let rootfs = cpath(&plan.rootfs);
     match &plan.overlay {
         Some(data) => {
             let data = cstr(data);
-            sys::mount(Some(c"overlay"), &rootfs, Some(c"overlay"), 0, Some(&data)).map_err(err("mounting overlay root at", &plan.rootfs))?
+            sys::mount(Some(c"overlay"), &rootfs, Some(c"overlay"), 0, Some(&data))
+                .map_err(err("mounting overlay root at", &plan.rootfs))?
         }
         // pivot_root needs the new root to be a mount point
-        None => sys::mount(Some(&rootfs), &rootfs, None, MS_BIND | MS_REC, None).map_err(err("bind-mounting root", &plan.rootfs))?,
+        None => sys::mount(Some(&rootfs), &rootfs, None, MS_BIND | MS_REC, None)
+            .map_err(err("bind-mounting root", &plan.rootfs))?,
     }
-    let root = rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| err("opening root", &plan.rootfs)(e.into()))?;
+    let root = rustix::fs::open(
+        &plan.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err("opening root", &plan.rootfs)(e.into()))?;
     let mounts = plan.spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
         mount_one(&root, m)?;
@@ -407,16 +552,20 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), RootfsError> {
             let _ = rustix::fs::symlinkat(target, &dev, link);
         }
         if let Some(console) = &plan.console {
-            let t = open_in_root(&root, Path::new("/dev/console"), true).map_err(err("creating", "/dev/console"))?;
-            sys::mount(Some(&cpath(console)), &fd_path(&t), None, MS_BIND, None).map_err(err("binding console", console))?;
+            let t = open_in_root(&root, Path::new("/dev/console"), true)
+                .map_err(err("creating", "/dev/console"))?;
+            sys::mount(Some(&cpath(console)), &fd_path(&t), None, MS_BIND, None)
+                .map_err(err("binding console", console))?;
         }
     }
     drop(root);
     // pivot_root(".", ".") then detach the old root, as runc does: no temporary directory needed
     std::env::set_current_dir(&plan.rootfs).map_err(err("entering root", &plan.rootfs))?;
-    rustix::process::pivot_root(".", ".").map_err(|e| err("pivot_root into", &plan.rootfs)(e.into()))?;
+    rustix::process::pivot_root(".", ".")
+        .map_err(|e| err("pivot_root into", &plan.rootfs)(e.into()))?;
     // the old root is stacked on top of "."; make it private so the detach does not propagate
-    sys::mount(None, c".", None, MS_SLAVE | MS_REC, None).map_err(err("making old root a slave", "/"))?;
+    sys::mount(None, c".", None, MS_SLAVE | MS_REC, None)
+        .map_err(err("making old root a slave", "/"))?;
     sys::umount2(c".", MNT_DETACH).map_err(err("detaching old root", "/"))?;
     std::env::set_current_dir("/").map_err(err("entering new root", "/"))?;
     Ok(())
@@ -438,9 +587,23 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(err("binding read-only path", &p)(e)),
         }
-        sys::mount(None, &c, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-            .or_else(|_| sys::mount(None, &c, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None))
-            .map_err(err("remounting read-only", &p))?;
+        sys::mount(
+            None,
+            &c,
+            None,
+            MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            None,
+        )
+        .or_else(|_| {
+            sys::mount(
+                None,
+                &c,
+                None,
+                MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
+                None,
+            )
+        })
+        .map_err(err("remounting read-only", &p))?;
     }
     for p in linux.masked_paths().clone().unwrap_or_default() {
         let c = cstr(&p);
@@ -455,8 +618,13 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
         };
         r.map_err(err("masking", &p))?;
     }
-    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
-        sys::mount(None, c"/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, None).map_err(err("remounting root read-only", "/"))?;
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
+        sys::mount(None, c"/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+            .map_err(err("remounting root read-only", "/"))?;
     }
     Ok(())
 }
@@ -467,7 +635,12 @@ mod tests {
 
     #[test]
     fn options_parse_into_flags_and_data() {
-        let o = parse_options(&["nosuid".into(), "strictatime".into(), "mode=755".into(), "size=65536k".into()]);
+        let o = parse_options(&[
+            "nosuid".into(),
+            "strictatime".into(),
+            "mode=755".into(),
+            "size=65536k".into(),
+        ]);
         assert_eq!(o.flags, MS_NOSUID | MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         let o = parse_options(&["rbind".into(), "ro".into(), "rprivate".into()]);

@@ -93,7 +93,11 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
 
 /// Raises capability number `cap` in the ambient set.
 pub fn ambient_raise(cap: u32) -> io::Result<()> {
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong)
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+        cap as libc::c_ulong,
+    )
 }
 
 /// The highest capability number this kernel knows.
@@ -137,11 +141,23 @@ pub fn set_umask(mask: u32) {
 }
 
 /// `mount(2)` with raw flags (the runtime parses OCI mount options into `MS_*` bits itself).
-pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: u64, data: Option<&CStr>) -> io::Result<()> {
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: u64,
+    data: Option<&CStr>,
+) -> io::Result<()> {
     let p = |c: Option<&CStr>| c.map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is either null or a live NUL-terminated string.
     let ret = unsafe {
-        libc::mount(p(source), target.as_ptr(), p(fstype), flags as libc::c_ulong, p(data) as *const libc::c_void)
+        libc::mount(
+            p(source),
+            target.as_ptr(),
+            p(fstype),
+            flags as libc::c_ulong,
+            p(data) as *const libc::c_void,
+        )
     };
     if ret == -1 {
         Err(io::Error::last_os_error())

@@ -14,7 +14,13 @@ fn busybox_root(dir: &Path) -> PathBuf {
     let tar = berth_testkit::image::busybox_base_layer().expect("busybox layer");
     let tar_path = dir.join("base.tar");
     std::fs::write(&tar_path, tar).expect("write tar");
-    let st = std::process::Command::new("tar").arg("-xf").arg(&tar_path).arg("-C").arg(&root).status().expect("tar runs");
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tar_path)
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .expect("tar runs");
     assert!(st.success());
     root
 }
@@ -33,7 +39,11 @@ fn run(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Result<Run, berth_runti
             spec,
             bundle,
             overlay: None,
-            io: ProcessIo::Fds { stdin: None, stdout: out_w, stderr: err_w },
+            io: ProcessIo::Fds {
+                stdin: None,
+                stdout: out_w,
+                stderr: err_w,
+            },
             wait_for_start: false,
             preserve_fds: 0,
         },
@@ -41,24 +51,40 @@ fn run(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Result<Run, berth_runti
     )?;
     let read = |fd: OwnedFd| {
         let mut s = String::new();
-        std::fs::File::from(fd).read_to_string(&mut s).expect("read");
+        std::fs::File::from(fd)
+            .read_to_string(&mut s)
+            .expect("read");
         s
     };
     let stdout = read(out_r);
     let stderr = read(err_r);
     let pid = rustix::process::Pid::from_raw(created.pid).expect("pid");
-    let (_, status) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()).expect("wait").expect("status");
-    let code = status.exit_status().unwrap_or_else(|| 128 + status.terminating_signal().unwrap_or(0));
-    Ok(Run { code, stdout, stderr })
+    let (_, status) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+        .expect("wait")
+        .expect("status");
+    let code = status
+        .exit_status()
+        .unwrap_or_else(|| 128 + status.terminating_signal().unwrap_or(0));
+    Ok(Run {
+        code,
+        stdout,
+        stderr,
+    })
 }
 
 fn spec_with(args: &[&str]) -> oci_spec::runtime::Spec {
     let mut spec = defaults::base_spec();
-    let caps: Vec<String> = berth_runtime::caps::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect();
+    let caps: Vec<String> = berth_runtime::caps::DOCKER_DEFAULT
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let p = spec.process_mut().as_mut().expect("process");
     p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
     let l = spec.linux_mut().as_mut().expect("linux");
-    l.set_seccomp(Some(berth_runtime::seccomp::docker_default(&caps, berth_runtime::seccomp::Arch::host().expect("x86_64 or aarch64 host"))));
+    l.set_seccomp(Some(berth_runtime::seccomp::docker_default(
+        &caps,
+        berth_runtime::seccomp::Arch::host().expect("x86_64 or aarch64 host"),
+    )));
     spec
 }
 

@@ -39,7 +39,12 @@ pub struct Live {
 
 impl Live {
     fn sender(&self, id: &str) -> watch::Sender<u64> {
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_insert_with(|| watch::channel(0).0).clone()
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .clone()
     }
 
     fn notify(&self, id: &str) {
@@ -47,7 +52,12 @@ impl Live {
     }
 
     fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.ops.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_default().clone()
+        self.ops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
 }
 
@@ -77,25 +87,31 @@ fn new_id() -> String {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
 
 const ADJECTIVES: [&str; 16] = [
-    "admiring", "brave", "clever", "dazzling", "eager", "focused", "gallant", "happy", "jolly", "keen", "loving", "nifty", "quirky",
-    "serene", "trusting", "vibrant",
+    "admiring", "brave", "clever", "dazzling", "eager", "focused", "gallant", "happy", "jolly",
+    "keen", "loving", "nifty", "quirky", "serene", "trusting", "vibrant",
 ];
 const NOUNS: [&str; 16] = [
-    "babbage", "curie", "darwin", "einstein", "franklin", "galileo", "hopper", "johnson", "lovelace", "meitner", "newton",
-    "noether", "pasteur", "ritchie", "thompson", "turing",
+    "babbage", "curie", "darwin", "einstein", "franklin", "galileo", "hopper", "johnson",
+    "lovelace", "meitner", "newton", "noether", "pasteur", "ritchie", "thompson", "turing",
 ];
 
 fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.' || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.' || *c == b'-')
 }
 
 impl Engine {
@@ -114,9 +130,15 @@ impl Engine {
     }
 
     /// `docker create`: records the container and prepares its directory. Nothing runs yet.
-    pub async fn create_container(&self, name: Option<&str>, req: CreateRequest) -> Result<(String, Vec<String>), EngineError> {
+    pub async fn create_container(
+        &self,
+        name: Option<&str>,
+        req: CreateRequest,
+    ) -> Result<(String, Vec<String>), EngineError> {
         if req.config.image.is_empty() {
-            return Err(EngineError::Invalid("no image specified: give an image to create the container from".into()));
+            return Err(EngineError::Invalid(
+                "no image specified: give an image to create the container from".into(),
+            ));
         }
         let image = self.image(&req.config.image).map_err(|e| match e {
             EngineError::Image(berth_image::ImageError::NotFound { .. }) => {
@@ -129,7 +151,9 @@ impl Engine {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n);
                 if !valid_name(n) {
-                    return Err(EngineError::Invalid(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+                    return Err(EngineError::Invalid(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
                 }
                 n.to_string()
             }
@@ -144,7 +168,9 @@ impl Engine {
             other => return Err(EngineError::Invalid(format!("invalid restart policy '{other}': use no, always, on-failure[:N] or unless-stopped"))),
         }
         if req.host_config.auto_remove && !matches!(restart.name.as_str(), "" | "no") {
-            return Err(EngineError::Invalid("can't create 'AutoRemove' container with restart policy".into()));
+            return Err(EngineError::Invalid(
+                "can't create 'AutoRemove' container with restart policy".into(),
+            ));
         }
         let log = log_config(&req)?;
         let _ = log;
@@ -154,7 +180,9 @@ impl Engine {
         }
         let id = new_id();
         let dir = self.container_dir(&id);
-        let result = self.prepare_container(&id, &name, &dir, &image, &image_config, req).await;
+        let result = self
+            .prepare_container(&id, &name, &dir, &image, &image_config, req)
+            .await;
         match result {
             Ok(warnings) => Ok((id, warnings)),
             Err(e) => {
@@ -213,16 +241,25 @@ impl Engine {
                 .collect::<String>()
         );
         std::fs::write(dir.join("hosts"), hosts).map_err(io("writing", &dir.join("hosts")))?;
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io("writing", &dir.join("hostname")))?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))
+            .map_err(io("writing", &dir.join("hostname")))?;
         let resolv = if req.host_config.dns.is_empty() {
             std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
         } else {
-            req.host_config.dns.iter().map(|d| format!("nameserver {d}\n")).collect()
+            req.host_config
+                .dns
+                .iter()
+                .map(|d| format!("nameserver {d}\n"))
+                .collect()
         };
-        std::fs::write(dir.join("resolv.conf"), resolv).map_err(io("writing", &dir.join("resolv.conf")))?;
+        std::fs::write(dir.join("resolv.conf"), resolv)
+            .map_err(io("writing", &dir.join("resolv.conf")))?;
         let spec_path = dir.join("bundle/config.json");
-        std::fs::write(&spec_path, serde_json::to_vec_pretty(&oci).map_err(|e| EngineError::Internal(e.to_string()))?)
-            .map_err(io("writing", &spec_path))?;
+        std::fs::write(
+            &spec_path,
+            serde_json::to_vec_pretty(&oci).map_err(|e| EngineError::Internal(e.to_string()))?,
+        )
+        .map_err(io("writing", &spec_path))?;
         let overlay = mounts.overlay_options(&dir.join("upper"), &dir.join("work"));
         let shim_config = ShimConfig {
             id: id.to_string(),
@@ -235,8 +272,12 @@ impl Engine {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: self.config().cgroup_parent.clone(),
         };
-        std::fs::write(dir.join("shim.json"), serde_json::to_vec_pretty(&shim_config).map_err(|e| EngineError::Internal(e.to_string()))?)
-            .map_err(io("writing", &dir.join("shim.json")))?;
+        std::fs::write(
+            dir.join("shim.json"),
+            serde_json::to_vec_pretty(&shim_config)
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        )
+        .map_err(io("writing", &dir.join("shim.json")))?;
         let c = Container {
             id: id.to_string(),
             name: name.to_string(),
@@ -267,11 +308,19 @@ impl Engine {
         match c.state {
             State::Running | State::Paused | State::Restarting => return Ok(false),
             State::Removing | State::Dead => {
-                return Err(EngineError::Conflict(format!("container {} is {}; it cannot be started", c.id, c.state.as_str())))
+                return Err(EngineError::Conflict(format!(
+                    "container {} is {}; it cannot be started",
+                    c.id,
+                    c.state.as_str()
+                )))
             }
             State::Created | State::Exited => {}
         }
-        self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        self.live
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&c.id);
         let dir = self.container_dir(&c.id);
         for f in ["exit.json", "state.json"] {
             let _ = std::fs::remove_file(dir.join(f));
@@ -288,12 +337,22 @@ impl Engine {
             c.finished_at = now();
             self.containers.update(&c)?;
             self.live.notify(&c.id);
-            return Err(EngineError::StartFailed { code, message: format!("failed to create container process: {msg}") });
+            return Err(EngineError::StartFailed {
+                code,
+                message: format!("failed to create container process: {msg}"),
+            });
         }
-        let run: RunState = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap_or_default())
-            .map_err(|e| EngineError::Internal(format!("shim state of {}: {e}", c.id)))?;
+        let run: RunState =
+            serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap_or_default())
+                .map_err(|e| EngineError::Internal(format!("shim state of {}: {e}", c.id)))?;
         // attach clients that came before start get the stream from the first byte
-        let waiting: Vec<_> = self.live.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id).unwrap_or_default();
+        let waiting: Vec<_> = self
+            .live
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&c.id)
+            .unwrap_or_default();
         for tx in waiting {
             if let Ok(s) = connect_attach(&dir, true).await {
                 let _ = tx.send(s);
@@ -301,15 +360,28 @@ impl Engine {
         }
         let mut sock = tokio::net::UnixStream::connect(dir.join("shim.sock"))
             .await
-            .map_err(|e| EngineError::Internal(format!("connecting to the shim of {}: {e}", c.id)))?;
-        sock.write_all(format!("{}\n", serde_json::to_string(&Hello::Start).unwrap_or_default()).as_bytes())
+            .map_err(|e| {
+                EngineError::Internal(format!("connecting to the shim of {}: {e}", c.id))
+            })?;
+        sock.write_all(
+            format!(
+                "{}\n",
+                serde_json::to_string(&Hello::Start).unwrap_or_default()
+            )
+            .as_bytes(),
+        )
+        .await
+        .map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
+        let mut answer = String::new();
+        tokio::io::BufReader::new(sock)
+            .read_line(&mut answer)
             .await
             .map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
-        let mut answer = String::new();
-        tokio::io::BufReader::new(sock).read_line(&mut answer).await.map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
         let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-            let code = if e.contains("executable file not found") || e.contains("no such file or directory") {
+            let code = if e.contains("executable file not found")
+                || e.contains("no such file or directory")
+            {
                 127
             } else if e.contains("permission denied") {
                 126
@@ -321,7 +393,10 @@ impl Engine {
             c.error = e.to_string();
             self.containers.update(&c)?;
             self.live.notify(&c.id);
-            return Err(EngineError::StartFailed { code, message: e.to_string() });
+            return Err(EngineError::StartFailed {
+                code,
+                message: e.to_string(),
+            });
         }
         c.state = State::Running;
         c.pid = run.pid as i64;
@@ -336,7 +411,11 @@ impl Engine {
     }
 
     async fn spawn_shim(&self, dir: &Path) -> Result<Ready, EngineError> {
-        let exe = self.config().shim_exe.clone().ok_or_else(|| EngineError::Internal("no shim binary configured".into()))?;
+        let exe = self
+            .config()
+            .shim_exe
+            .clone()
+            .ok_or_else(|| EngineError::Internal("no shim binary configured".into()))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -349,20 +428,30 @@ impl Engine {
             .stdout(std::process::Stdio::piped())
             .stderr(log)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .spawn()
             .map_err(|e| EngineError::Internal(format!("starting shim {}: {e}", exe.display())))?;
         let out = child.stdout.take().expect("piped stdout");
         // one line, not EOF: the container process keeps the pipe until its execve
         let mut line = String::new();
-        tokio::io::BufReader::new(out).read_line(&mut line).await.map_err(|e| EngineError::Internal(format!("reading shim report: {e}")))?;
+        tokio::io::BufReader::new(out)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| EngineError::Internal(format!("reading shim report: {e}")))?;
         let buf = line.into_bytes();
         let _ = child.wait().await;
         if buf.is_empty() {
             let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-            return Err(EngineError::Internal(format!("the shim exited without a report; shim.log: {}", log.lines().last().unwrap_or(""))));
+            return Err(EngineError::Internal(format!(
+                "the shim exited without a report; shim.log: {}",
+                log.lines().last().unwrap_or("")
+            )));
         }
-        serde_json::from_slice(&buf).map_err(|e| EngineError::Internal(format!("malformed shim report: {e}")))
+        serde_json::from_slice(&buf)
+            .map_err(|e| EngineError::Internal(format!("malformed shim report: {e}")))
     }
 
     /// Watches a shim until it exits, then records the container's exit and applies
@@ -370,7 +459,10 @@ impl Engine {
     fn watch_shim(self: &Arc<Self>, id: String, shim_pid: i32) {
         let engine = self.clone();
         tokio::spawn(async move {
-            #[allow(deprecated, reason = "AsyncFd owns the OwnedFd, so the fd cannot be closed while registered")]
+            #[allow(
+                deprecated,
+                reason = "AsyncFd owns the OwnedFd, so the fd cannot be closed while registered"
+            )]
             let watched = shim::pidfd(shim_pid).and_then(tokio::io::unix::AsyncFd::new);
             match watched {
                 Ok(fd) => {
@@ -388,9 +480,13 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str) {
-        let Ok(mut c) = self.containers.find(id) else { return };
+        let Ok(mut c) = self.containers.find(id) else {
+            return;
+        };
         let dir = self.container_dir(id);
-        let exit: Option<ExitState> = std::fs::read(dir.join("exit.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let exit: Option<ExitState> = std::fs::read(dir.join("exit.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         match exit {
             Some(e) => {
                 c.exit_code = e.exit_code as i64;
@@ -404,7 +500,10 @@ impl Engine {
             None => {
                 // the shim died without recording an exit (killed): the container may still run
                 if c.pid > 0 && shim::alive(c.pid as i32) {
-                    tracing::warn!(container = id, "shim vanished while the container runs; killing it");
+                    tracing::warn!(
+                        container = id,
+                        "shim vanished while the container runs; killing it"
+                    );
                     let _ = shim::send_signal(c.pid as i32, 9);
                 }
                 c.exit_code = 255;
@@ -417,7 +516,12 @@ impl Engine {
         c.shim_pid = 0;
         let _ = self.containers.update(&c);
         self.live.notify(id);
-        let stopped_on_purpose = self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).contains(id);
+        let stopped_on_purpose = self
+            .live
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id);
         if c.config.host_config.auto_remove {
             let _ = self.remove_container(id, true).await;
             return;
@@ -426,12 +530,17 @@ impl Engine {
         let restart = !stopped_on_purpose
             && match policy.name.as_str() {
                 "always" | "unless-stopped" => true,
-                "on-failure" => c.exit_code != 0 && (policy.maximum_retry_count == 0 || c.restart_count < policy.maximum_retry_count),
+                "on-failure" => {
+                    c.exit_code != 0
+                        && (policy.maximum_retry_count == 0
+                            || c.restart_count < policy.maximum_retry_count)
+                }
                 _ => false,
             };
         if restart {
             // Docker's backoff: 100ms doubling, capped at 1 minute
-            let delay = Duration::from_millis(100u64.saturating_mul(1 << c.restart_count.min(10)) ).min(Duration::from_secs(60));
+            let delay = Duration::from_millis(100u64.saturating_mul(1 << c.restart_count.min(10)))
+                .min(Duration::from_secs(60));
             c.state = State::Restarting;
             c.restart_count += 1;
             let _ = self.containers.update(&c);
@@ -454,7 +563,11 @@ impl Engine {
     }
 
     /// Waits for a condition; returns the exit code.
-    pub async fn wait_container(&self, key: &str, condition: WaitCondition) -> Result<i64, EngineError> {
+    pub async fn wait_container(
+        &self,
+        key: &str,
+        condition: WaitCondition,
+    ) -> Result<i64, EngineError> {
         let c = self.containers.find(key)?;
         let mut rx = self.live.sender(&c.id).subscribe();
         let start_gen = *rx.borrow();
@@ -464,14 +577,25 @@ impl Engine {
                 Ok(c) => c,
                 // removed: the exit code it had when it went
                 Err(_) => {
-                    let code = self.live.removed_exit.lock().unwrap_or_else(|p| p.into_inner()).get(&c.id).copied();
+                    let code = self
+                        .live
+                        .removed_exit
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&c.id)
+                        .copied();
                     return Ok(code.unwrap_or(last_exit));
                 }
             };
             last_exit = current.exit_code;
             let done = match condition {
-                WaitCondition::NotRunning => !matches!(current.state, State::Running | State::Paused | State::Restarting),
-                WaitCondition::NextExit => *rx.borrow() != start_gen && current.state == State::Exited,
+                WaitCondition::NotRunning => !matches!(
+                    current.state,
+                    State::Running | State::Paused | State::Restarting
+                ),
+                WaitCondition::NextExit => {
+                    *rx.borrow() != start_gen && current.state == State::Exited
+                }
                 WaitCondition::Removed => false,
             };
             if done {
@@ -486,35 +610,71 @@ impl Engine {
     /// Sends a signal to the container's init.
     pub async fn kill_container(&self, key: &str, signal: &str) -> Result<(), EngineError> {
         let c = self.containers.find(key)?;
-        let sig = if signal.is_empty() { 9 } else { spec::signal_number(signal).ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {signal}")))? };
+        let sig = if signal.is_empty() {
+            9
+        } else {
+            spec::signal_number(signal)
+                .ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {signal}")))?
+        };
         if c.state != State::Running && c.state != State::Paused {
-            return Err(EngineError::Conflict(format!("Cannot kill container: {}: container {} is not running", key, c.id)));
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {}: container {} is not running",
+                key, c.id
+            )));
         }
         if sig == 9 || sig == 15 {
-            self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+            self.live
+                .stopping
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.id.clone());
         }
-        shim::send_signal(c.pid as i32, sig).map_err(|e| EngineError::Internal(format!("signalling {}: {e}", c.id)))
+        shim::send_signal(c.pid as i32, sig)
+            .map_err(|e| EngineError::Internal(format!("signalling {}: {e}", c.id)))
     }
 
     /// `docker stop`: the stop signal, then SIGKILL after the timeout. Returns false if it was
     /// not running.
-    pub async fn stop_container(&self, key: &str, timeout: Option<i64>) -> Result<bool, EngineError> {
+    pub async fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+    ) -> Result<bool, EngineError> {
         let c = self.containers.find(key)?;
         if c.state != State::Running {
             return Ok(false);
         }
-        self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
-        let sig = c.config.config.stop_signal.as_deref().and_then(spec::signal_number).unwrap_or(15);
+        self.live
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone());
+        let sig = c
+            .config
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(spec::signal_number)
+            .unwrap_or(15);
         let secs = timeout.or(c.config.config.stop_timeout).unwrap_or(10);
         let _ = shim::send_signal(c.pid as i32, sig);
         let waited = if secs < 0 {
-            self.wait_container(&c.id, WaitCondition::NotRunning).await.map(|_| ())
+            self.wait_container(&c.id, WaitCondition::NotRunning)
+                .await
+                .map(|_| ())
         } else {
-            match tokio::time::timeout(Duration::from_secs(secs as u64), self.wait_container(&c.id, WaitCondition::NotRunning)).await {
+            match tokio::time::timeout(
+                Duration::from_secs(secs as u64),
+                self.wait_container(&c.id, WaitCondition::NotRunning),
+            )
+            .await
+            {
                 Ok(r) => r.map(|_| ()),
                 Err(_) => {
                     let _ = shim::send_signal(c.pid as i32, 9);
-                    self.wait_container(&c.id, WaitCondition::NotRunning).await.map(|_| ())
+                    self.wait_container(&c.id, WaitCondition::NotRunning)
+                        .await
+                        .map(|_| ())
                 }
             }
         };
@@ -531,19 +691,28 @@ impl Engine {
                     c.id
                 )));
             }
-            self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+            self.live
+                .stopping
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.id.clone());
             if c.state == State::Restarting {
                 let mut c2 = c.clone();
                 c2.state = State::Exited;
                 self.containers.update(&c2)?;
             } else {
                 let _ = shim::send_signal(c.pid as i32, 9);
-                let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_container(&c.id, WaitCondition::NotRunning)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    self.wait_container(&c.id, WaitCondition::NotRunning),
+                )
+                .await;
             }
         }
         // the shim removes the cgroup; if it died, do it here so nothing is left
-        if let Ok(m) = berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
-            .and_then(|m| m.with_parent(&self.config().cgroup_parent))
+        if let Ok(m) =
+            berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
+                .and_then(|m| m.with_parent(&self.config().cgroup_parent))
         {
             if let Ok(cg) = m.open(&c.id) {
                 if cg.exists() {
@@ -553,11 +722,20 @@ impl Engine {
         }
         let dir = self.container_dir(&c.id);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| EngineError::Internal(format!("removing {}: {e}", dir.display())))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| EngineError::Internal(format!("removing {}: {e}", dir.display())))?;
         }
-        let final_exit = self.containers.find(&c.id).map(|c| c.exit_code).unwrap_or(c.exit_code);
+        let final_exit = self
+            .containers
+            .find(&c.id)
+            .map(|c| c.exit_code)
+            .unwrap_or(c.exit_code);
         {
-            let mut removed = self.live.removed_exit.lock().unwrap_or_else(|p| p.into_inner());
+            let mut removed = self
+                .live
+                .removed_exit
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if removed.len() > 1024 {
                 removed.clear();
             }
@@ -565,20 +743,37 @@ impl Engine {
         }
         self.containers.delete(&c.id)?;
         self.live.notify(&c.id);
-        self.live.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        self.live
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&c.id);
         Ok(())
     }
 
     /// Connects an attach stream: at once when running, else when it starts.
-    pub async fn attach_container(&self, key: &str, stdin: bool) -> Result<tokio::net::UnixStream, EngineError> {
+    pub async fn attach_container(
+        &self,
+        key: &str,
+        stdin: bool,
+    ) -> Result<tokio::net::UnixStream, EngineError> {
         let c = self.containers.find(key)?;
         let dir = self.container_dir(&c.id);
         if c.state == State::Running {
-            return connect_attach(&dir, stdin).await.map_err(|e| EngineError::Internal(format!("attaching to {}: {e}", c.id)));
+            return connect_attach(&dir, stdin)
+                .await
+                .map_err(|e| EngineError::Internal(format!("attaching to {}: {e}", c.id)));
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.live.pending.lock().unwrap_or_else(|p| p.into_inner()).entry(c.id.clone()).or_default().push(tx);
-        rx.await.map_err(|_| EngineError::Conflict(format!("container {} did not start", c.id)))
+        self.live
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(c.id.clone())
+            .or_default()
+            .push(tx);
+        rx.await
+            .map_err(|_| EngineError::Conflict(format!("container {} did not start", c.id)))
     }
 
     /// The json-file log path and its rotation count.
@@ -589,7 +784,9 @@ impl Engine {
 
     /// After a daemon restart: re-watch live shims, record exits that happened meanwhile.
     pub async fn reconcile(self: &Arc<Self>) {
-        let Ok(list) = self.containers.list() else { return };
+        let Ok(list) = self.containers.list() else {
+            return;
+        };
         for c in list {
             if !matches!(c.state, State::Running | State::Paused | State::Restarting) {
                 continue;
@@ -606,7 +803,14 @@ impl Engine {
 
 async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::UnixStream> {
     let mut s = tokio::net::UnixStream::connect(dir.join("shim.sock")).await?;
-    s.write_all(format!("{}\n", serde_json::to_string(&Hello::Attach { stdin }).unwrap_or_default()).as_bytes()).await?;
+    s.write_all(
+        format!(
+            "{}\n",
+            serde_json::to_string(&Hello::Attach { stdin }).unwrap_or_default()
+        )
+        .as_bytes(),
+    )
+    .await?;
     Ok(s)
 }
 
@@ -615,18 +819,34 @@ pub fn log_config(req: &CreateRequest) -> Result<LogConfig, EngineError> {
     let lc = &req.host_config.log_config;
     match lc.kind.as_str() {
         "" | "json-file" => {}
-        other => return Err(EngineError::Invalid(format!("logging driver {other:?} is not supported; berth writes json-file logs"))),
+        other => {
+            return Err(EngineError::Invalid(format!(
+                "logging driver {other:?} is not supported; berth writes json-file logs"
+            )))
+        }
     }
     let mut out = LogConfig::default();
     for (k, v) in &lc.config {
         match k.as_str() {
             "max-size" => {
-                out.max_size = if v == "-1" { 0 } else { parse_size(v).ok_or_else(|| EngineError::Invalid(format!("invalid max-size {v:?}: use e.g. 10m")))? }
+                out.max_size = if v == "-1" {
+                    0
+                } else {
+                    parse_size(v).ok_or_else(|| {
+                        EngineError::Invalid(format!("invalid max-size {v:?}: use e.g. 10m"))
+                    })?
+                }
             }
             "max-file" => {
-                out.max_files = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| EngineError::Invalid(format!("invalid max-file {v:?}: must be at least 1")))?
+                out.max_files = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    EngineError::Invalid(format!("invalid max-file {v:?}: must be at least 1"))
+                })?
             }
-            other => return Err(EngineError::Invalid(format!("unknown log opt '{other}' for json-file log driver"))),
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )))
+            }
         }
     }
     Ok(out)
@@ -634,7 +854,9 @@ pub fn log_config(req: &CreateRequest) -> Result<LogConfig, EngineError> {
 
 fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let n: f64 = s[..split].parse().ok()?;
     let mult: u64 = match s[split..].trim_end_matches('b') {
         "" => 1,

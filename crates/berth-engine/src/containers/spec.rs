@@ -6,8 +6,9 @@ use berth_api::containers::CreateRequest;
 use berth_image::manifest::ImageConfig;
 use berth_runtime::defaults;
 use oci_spec::runtime::{
-    LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
-    Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, Spec,
+    LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, Spec,
 };
 
 /// What the spec builder needs besides the request.
@@ -40,27 +41,54 @@ pub struct ResolvedUser {
 }
 
 /// Resolves `user[:group]` against the image's passwd and group files, as Docker does.
-pub fn resolve_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<ResolvedUser, String> {
+pub fn resolve_user(
+    spec: &str,
+    passwd: Option<&str>,
+    group: Option<&str>,
+) -> Result<ResolvedUser, String> {
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let user = if user.is_empty() { "0" } else { user };
-    let entries: Vec<Vec<&str>> = passwd.unwrap_or("").lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
-    let groups: Vec<Vec<&str>> = group.unwrap_or("").lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 3).collect();
+    let entries: Vec<Vec<&str>> = passwd
+        .unwrap_or("")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let groups: Vec<Vec<&str>> = group
+        .unwrap_or("")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 3)
+        .collect();
     let (uid, mut gid, name, home) = match user.parse::<u32>() {
-        Ok(uid) => match entries.iter().find(|e| e[2].parse::<u32>().ok() == Some(uid)) {
-            Some(e) => (uid, e[3].parse().unwrap_or(0), Some(e[0].to_string()), e[5].to_string()),
+        Ok(uid) => match entries
+            .iter()
+            .find(|e| e[2].parse::<u32>().ok() == Some(uid))
+        {
+            Some(e) => (
+                uid,
+                e[3].parse().unwrap_or(0),
+                Some(e[0].to_string()),
+                e[5].to_string(),
+            ),
             None => (uid, 0, None, "/".to_string()),
         },
         Err(_) => match entries.iter().find(|e| e[0] == user) {
             Some(e) => (
-                e[2].parse().map_err(|_| format!("invalid uid for user {user} in /etc/passwd"))?,
+                e[2].parse()
+                    .map_err(|_| format!("invalid uid for user {user} in /etc/passwd"))?,
                 e[3].parse().unwrap_or(0),
                 Some(user.to_string()),
                 e[5].to_string(),
             ),
-            None => return Err(format!("unable to find user {user}: no matching entries in passwd file")),
+            None => {
+                return Err(format!(
+                    "unable to find user {user}: no matching entries in passwd file"
+                ))
+            }
         },
     };
     if let Some(g) = grp.filter(|g| !g.is_empty()) {
@@ -70,7 +98,9 @@ pub fn resolve_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Re
                 .iter()
                 .find(|e| e[0] == g)
                 .and_then(|e| e[2].parse().ok())
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         };
     }
     let mut additional: Vec<u32> = Vec::new();
@@ -86,7 +116,12 @@ pub fn resolve_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Re
             }
         }
     }
-    Ok(ResolvedUser { uid, gid, additional, home: if home.is_empty() { "/".into() } else { home } })
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional,
+        home: if home.is_empty() { "/".into() } else { home },
+    })
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: Vec<String>) -> Mount {
@@ -174,7 +209,13 @@ pub fn command_line(req: &CreateRequest, image: &ImageConfig) -> Vec<String> {
     let ic = image.config.clone().unwrap_or_default();
     let (entrypoint, cmd_from_image) = match &req.config.entrypoint {
         // an explicit entrypoint (even empty) replaces the image's and drops its CMD
-        Some(ep) => (ep.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>(), false),
+        Some(ep) => (
+            ep.iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect::<Vec<_>>(),
+            false,
+        ),
         None => (ic.entrypoint.clone().unwrap_or_default(), true),
     };
     let cmd = if !req.config.cmd.is_empty() {
@@ -201,7 +242,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     if args.is_empty() {
         return Err("no command specified".into());
     }
-    let hostname = if req.config.hostname.is_empty() { input.id[..12].to_string() } else { req.config.hostname.clone() };
+    let hostname = if req.config.hostname.is_empty() {
+        input.id[..12].to_string()
+    } else {
+        req.config.hostname.clone()
+    };
     spec.set_hostname(Some(hostname.clone()));
     if !req.config.domainname.is_empty() {
         spec.set_domainname(Some(req.config.domainname.clone()));
@@ -232,7 +277,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     }
     set(&format!("HOSTNAME={hostname}"), &mut env);
 
-    let user_spec = if req.config.user.is_empty() { ic.user.clone().unwrap_or_default() } else { req.config.user.clone() };
+    let user_spec = if req.config.user.is_empty() {
+        ic.user.clone().unwrap_or_default()
+    } else {
+        req.config.user.clone()
+    };
     let user = resolve_user(&user_spec, input.passwd.as_deref(), input.group.as_deref())?;
     if !env.iter().any(|(k, _)| k == "HOME") {
         set(&format!("HOME={}", user.home), &mut env);
@@ -240,17 +289,30 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     let cwd = if !req.config.working_dir.is_empty() {
         req.config.working_dir.clone()
     } else {
-        ic.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into())
+        ic.working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
     };
     if !cwd.starts_with('/') {
-        return Err(format!("the working directory '{cwd}' is invalid, it needs to be an absolute path"));
+        return Err(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        ));
     }
 
     // capabilities
     let caps = if hc.privileged {
-        berth_runtime::caps::ALL.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        berth_runtime::caps::ALL
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
     } else {
-        berth_runtime::caps::adjust(&berth_runtime::caps::DOCKER_DEFAULT, &hc.cap_add, &hc.cap_drop).map_err(|e| e.to_string())?
+        berth_runtime::caps::adjust(
+            &berth_runtime::caps::DOCKER_DEFAULT,
+            &hc.cap_add,
+            &hc.cap_drop,
+        )
+        .map_err(|e| e.to_string())?
     };
     let capset = defaults::capability_set(&caps);
 
@@ -271,7 +333,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     }
 
     {
-        let process = spec.process_mut().as_mut().expect("base spec has a process");
+        let process = spec
+            .process_mut()
+            .as_mut()
+            .expect("base spec has a process");
         process.set_args(Some(args));
         process.set_env(Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()));
         process.set_cwd(PathBuf::from(&cwd));
@@ -280,7 +345,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         let u = process.user_mut();
         u.set_uid(user.uid);
         u.set_gid(user.gid);
-        u.set_additional_gids(if user.additional.is_empty() { None } else { Some(user.additional.clone()) });
+        u.set_additional_gids(if user.additional.is_empty() {
+            None
+        } else {
+            Some(user.additional.clone())
+        });
         let mut c = LinuxCapabilitiesBuilder::default()
             .bounding(capset.clone())
             .permitted(capset.clone())
@@ -295,16 +364,34 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         process.set_capabilities(Some(c));
         let mut rlimits = Vec::new();
         for u in &hc.ulimits {
-            let t = rlimit_type(&u.name).ok_or_else(|| format!("invalid ulimit type: {}", u.name))?;
+            let t =
+                rlimit_type(&u.name).ok_or_else(|| format!("invalid ulimit type: {}", u.name))?;
             if u.soft < 0 || u.hard < 0 || u.soft > u.hard {
-                return Err(format!("invalid ulimit {}={}:{}: soft must be <= hard and both non-negative", u.name, u.soft, u.hard));
+                return Err(format!(
+                    "invalid ulimit {}={}:{}: soft must be <= hard and both non-negative",
+                    u.name, u.soft, u.hard
+                ));
             }
-            rlimits.push(PosixRlimitBuilder::default().typ(t).soft(u.soft as u64).hard(u.hard as u64).build().expect("rlimit"));
+            rlimits.push(
+                PosixRlimitBuilder::default()
+                    .typ(t)
+                    .soft(u.soft as u64)
+                    .hard(u.hard as u64)
+                    .build()
+                    .expect("rlimit"),
+            );
         }
-        process.set_rlimits(if rlimits.is_empty() { None } else { Some(rlimits) });
+        process.set_rlimits(if rlimits.is_empty() {
+            None
+        } else {
+            Some(rlimits)
+        });
         if hc.oom_score_adj != 0 {
             if !(-1000..=1000).contains(&hc.oom_score_adj) {
-                return Err(format!("invalid value {}, range for oom score adj is [-1000, 1000]", hc.oom_score_adj));
+                return Err(format!(
+                    "invalid value {}, range for oom score adj is [-1000, 1000]",
+                    hc.oom_score_adj
+                ));
             }
             process.set_oom_score_adj(Some(hc.oom_score_adj as i32));
         }
@@ -313,25 +400,51 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     // mounts: defaults, /etc files, tmpfs, shm size
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     if hc.shm_size > 0 {
-        for m in mounts.iter_mut().filter(|m| m.destination() == Path::new("/dev/shm")) {
-            m.set_options(Some(vec!["nosuid".into(), "noexec".into(), "nodev".into(), "mode=1777".into(), format!("size={}", hc.shm_size)]));
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            m.set_options(Some(vec![
+                "nosuid".into(),
+                "noexec".into(),
+                "nodev".into(),
+                "mode=1777".into(),
+                format!("size={}", hc.shm_size),
+            ]));
         }
     }
-    for (name, dest) in [("hostname", "/etc/hostname"), ("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")] {
+    for (name, dest) in [
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
         let src = input.dir.join(name);
         let ro = if hc.readonly_rootfs { "ro" } else { "rw" };
-        mounts.push(mount(dest, "bind", &src.to_string_lossy(), vec!["rbind".into(), "rprivate".into(), ro.into()]));
+        mounts.push(mount(
+            dest,
+            "bind",
+            &src.to_string_lossy(),
+            vec!["rbind".into(), "rprivate".into(), ro.into()],
+        ));
     }
     for (dest, opts) in &hc.tmpfs {
         if !dest.starts_with('/') {
-            return Err(format!("invalid --tmpfs {dest}: the mount destination must be an absolute path"));
+            return Err(format!(
+                "invalid --tmpfs {dest}: the mount destination must be an absolute path"
+            ));
         }
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+        o.extend(
+            opts.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
         mounts.push(mount(dest, "tmpfs", "tmpfs", o));
     }
     if !hc.binds.is_empty() {
-        return Err("volumes (-v) arrive with the volumes issue; berth cannot bind-mount yet".into());
+        return Err(
+            "volumes (-v) arrive with the volumes issue; berth cannot bind-mount yet".into(),
+        );
     }
     spec.set_mounts(Some(mounts));
     if let Some(root) = spec.root_mut() {
@@ -348,7 +461,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
             }
         }
         "host" => namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network),
-        other => return Err(format!("network mode {other:?} is not supported yet (use none or host)")),
+        other => {
+            return Err(format!(
+                "network mode {other:?} is not supported yet (use none or host)"
+            ))
+        }
     }
     linux.set_namespaces(Some(namespaces));
     if hc.privileged {
@@ -364,10 +481,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
             return Err("Minimum memory limit allowed is 6MB".into());
         }
         if hc.memory_swap > 0 && hc.memory > 0 && hc.memory_swap < hc.memory {
-            return Err("Minimum memoryswap limit should be larger than memory limit, see usage".into());
+            return Err(
+                "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+            );
         }
         if hc.memory_swap != 0 && hc.memory == 0 {
-            return Err("You should always set the Memory limit when using Memoryswap limit, see usage".into());
+            return Err(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+                    .into(),
+            );
         }
         let mut m = LinuxMemoryBuilder::default().build().expect("memory");
         if hc.memory > 0 {
@@ -388,9 +510,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         if hc.cpu_quota != 0 || hc.cpu_period != 0 {
             return Err("Conflicting options: Nano CPUs and CPU Period cannot both be set".into());
         }
-        let ncpu = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1);
         if hc.nano_cpus < 0 || hc.nano_cpus > ncpu * 1_000_000_000 {
-            return Err(format!("range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"));
+            return Err(format!(
+                "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            ));
         }
         cpu.set_period(Some(100_000));
         cpu.set_quota(Some(hc.nano_cpus * 100_000 / 1_000_000_000));
@@ -420,7 +546,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         any = true;
     }
     if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
-        res.set_pids(Some(LinuxPidsBuilder::default().limit(if p < 0 { -1 } else { p }).build().expect("pids")));
+        res.set_pids(Some(
+            LinuxPidsBuilder::default()
+                .limit(if p < 0 { -1 } else { p })
+                .build()
+                .expect("pids"),
+        ));
         any = true;
     }
     if any {
@@ -432,9 +563,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         _ if hc.privileged => {}
         Some("unconfined") => {}
         Some(path) if !path.is_empty() => {
-            let data = std::fs::read(path).map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))?;
-            let profile: oci_spec::runtime::LinuxSeccomp =
-                serde_json::from_slice(&data).map_err(|e| format!("decoding seccomp profile failed: {e}"))?;
+            let data = std::fs::read(path)
+                .map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))?;
+            let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_slice(&data)
+                .map_err(|e| format!("decoding seccomp profile failed: {e}"))?;
             linux.set_seccomp(Some(profile));
         }
         _ => {
@@ -457,14 +589,19 @@ mod tests {
     #[test]
     fn users_resolve_like_docker() {
         let r = resolve_user("user", Some(PASSWD), Some(GROUP)).expect("user");
-        assert_eq!((r.uid, r.gid, r.additional.clone(), r.home.as_str()), (1000, 1000, vec![10, 29], "/home/user"));
+        assert_eq!(
+            (r.uid, r.gid, r.additional.clone(), r.home.as_str()),
+            (1000, 1000, vec![10, 29], "/home/user")
+        );
         let r = resolve_user("1000:29", Some(PASSWD), Some(GROUP)).expect("numeric");
         assert_eq!((r.uid, r.gid), (1000, 29));
         let r = resolve_user("4242", Some(PASSWD), Some(GROUP)).expect("unknown numeric uid");
         assert_eq!((r.uid, r.gid, r.home.as_str()), (4242, 0, "/"));
         let r = resolve_user("", Some(PASSWD), Some(GROUP)).expect("root");
         assert_eq!((r.uid, r.home.as_str()), (0, "/root"));
-        assert!(resolve_user("nobody-here", Some(PASSWD), Some(GROUP)).expect_err("unknown").contains("no matching entries in passwd file"));
+        assert!(resolve_user("nobody-here", Some(PASSWD), Some(GROUP))
+            .expect_err("unknown")
+            .contains("no matching entries in passwd file"));
         assert!(resolve_user("user:nogroup", Some(PASSWD), Some(GROUP)).is_err());
     }
 

@@ -147,9 +147,15 @@ impl ContainerStore {
     /// Opens the table.
     pub fn open(path: &Path) -> Result<ContainerStore, EngineError> {
         let conn = Connection::open(path).map_err(db_err("opening"))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;").map_err(db_err("configuring"))?;
-        conn.execute_batch(SCHEMA).map_err(db_err("creating schema"))?;
-        Ok(ContainerStore { db: Mutex::new(conn) })
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(db_err("configuring"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db_err("creating schema"))?;
+        Ok(ContainerStore {
+            db: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -160,7 +166,11 @@ impl ContainerStore {
     pub fn insert(&self, c: &Container) -> Result<(), EngineError> {
         let conn = self.conn();
         if let Some(owner) = conn
-            .query_row("SELECT id FROM containers WHERE name = ?1", [&c.name], |r| r.get::<_, String>(0))
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                [&c.name],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .map_err(db_err("checking name"))?
         {
@@ -206,15 +216,25 @@ impl ContainerStore {
 
     /// Deletes a record.
     pub fn delete(&self, id: &str) -> Result<(), EngineError> {
-        self.conn().execute("DELETE FROM containers WHERE id = ?1", [id]).map_err(db_err("deleting"))?;
+        self.conn()
+            .execute("DELETE FROM containers WHERE id = ?1", [id])
+            .map_err(db_err("deleting"))?;
         Ok(())
     }
 
     /// All containers, newest first.
     pub fn list(&self) -> Result<Vec<Container>, EngineError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM containers ORDER BY created_at DESC, rowid DESC")).map_err(db_err("listing"))?;
-        let rows = stmt.query_map([], row).map_err(db_err("listing"))?.collect::<Result<Vec<_>, _>>().map_err(db_err("listing"))?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM containers ORDER BY created_at DESC, rowid DESC"
+            ))
+            .map_err(db_err("listing"))?;
+        let rows = stmt
+            .query_map([], row)
+            .map_err(db_err("listing"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err("listing"))?;
         Ok(rows)
     }
 
@@ -227,7 +247,11 @@ impl ContainerStore {
         }
         let conn = self.conn();
         let exact = conn
-            .query_row(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"), [key], row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"),
+                [key],
+                row,
+            )
             .optional()
             .map_err(db_err("finding"))?;
         if let Some(c) = exact {
@@ -236,7 +260,11 @@ impl ContainerStore {
         if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(not_found());
         }
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM containers WHERE id LIKE ?1")).map_err(db_err("finding"))?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM containers WHERE id LIKE ?1"
+            ))
+            .map_err(db_err("finding"))?;
         let mut hits = stmt
             .query_map([format!("{key}%")], row)
             .map_err(db_err("finding"))?
@@ -245,15 +273,23 @@ impl ContainerStore {
         match hits.len() {
             0 => Err(not_found()),
             1 => Ok(hits.remove(0)),
-            _ => Err(EngineError::Invalid(format!("multiple IDs found with provided prefix: {key}"))),
+            _ => Err(EngineError::Invalid(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
         }
     }
 
     /// Whether any container uses this image.
     pub fn using_image(&self, image_id: &str) -> Result<Vec<String>, EngineError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM containers WHERE image_id = ?1").map_err(db_err("checking image use"))?;
-        let rows = stmt.query_map([image_id], |r| r.get(0)).map_err(db_err("checking image use"))?.collect::<Result<Vec<String>, _>>().map_err(db_err("checking image use"))?;
+        let mut stmt = conn
+            .prepare("SELECT id FROM containers WHERE image_id = ?1")
+            .map_err(db_err("checking image use"))?;
+        let rows = stmt
+            .query_map([image_id], |r| r.get(0))
+            .map_err(db_err("checking image use"))?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(db_err("checking image use"))?;
         Ok(rows)
     }
 }

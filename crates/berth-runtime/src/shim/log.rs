@@ -15,7 +15,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { max_size: 10 * 1024 * 1024, max_files: 3 }
+        LogConfig {
+            max_size: 10 * 1024 * 1024,
+            max_files: 3,
+        }
     }
 }
 
@@ -31,7 +34,9 @@ pub struct JsonLog {
 
 /// RFC 3339 UTC time with nanoseconds, as Docker writes it.
 pub fn timestamp_now() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     format_time(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -49,7 +54,12 @@ pub fn format_time(unix: i64, nanos: u32) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 fn escape_json(out: &mut Vec<u8>, data: &[u8]) {
@@ -61,7 +71,9 @@ fn escape_json(out: &mut Vec<u8>, data: &[u8]) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -75,7 +87,13 @@ impl JsonLog {
     pub fn open(path: &Path, config: LogConfig) -> io::Result<JsonLog> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(JsonLog { path: path.to_path_buf(), file, size, config, partial: [Vec::new(), Vec::new()] })
+        Ok(JsonLog {
+            path: path.to_path_buf(),
+            file,
+            size,
+            config,
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// The rotated file `n` (1 is the newest rotated).
@@ -92,10 +110,16 @@ impl JsonLog {
         }
         let _ = std::fs::remove_file(Self::rotated(&self.path, keep - 1));
         for n in (1..keep - 1).rev() {
-            let _ = std::fs::rename(Self::rotated(&self.path, n), Self::rotated(&self.path, n + 1));
+            let _ = std::fs::rename(
+                Self::rotated(&self.path, n),
+                Self::rotated(&self.path, n + 1),
+            );
         }
         std::fs::rename(&self.path, Self::rotated(&self.path, 1))?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -109,7 +133,10 @@ impl JsonLog {
         out.extend_from_slice(b"\",\"time\":\"");
         out.extend_from_slice(timestamp_now().as_bytes());
         out.extend_from_slice(b"\"}\n");
-        if self.config.max_size > 0 && self.size + out.len() as u64 > self.config.max_size && self.size > 0 {
+        if self.config.max_size > 0
+            && self.size + out.len() as u64 > self.config.max_size
+            && self.size > 0
+        {
             self.rotate()?;
         }
         self.file.write_all(&out)?;
@@ -165,7 +192,10 @@ pub struct LogEntry {
 /// Reads every entry of a container's logs, oldest rotated file first.
 pub fn read_all(path: &Path, max_files: u32) -> io::Result<Vec<LogEntry>> {
     let mut out = Vec::new();
-    let mut files: Vec<PathBuf> = (1..max_files.max(1)).rev().map(|n| JsonLog::rotated(path, n)).collect();
+    let mut files: Vec<PathBuf> = (1..max_files.max(1))
+        .rev()
+        .map(|n| JsonLog::rotated(path, n))
+        .collect();
     files.push(path.to_path_buf());
     for f in files {
         let data = match std::fs::read(&f) {
@@ -190,7 +220,14 @@ mod tests {
     fn writes_docker_json_lines_and_rotates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c-json.log");
-        let mut log = JsonLog::open(&path, LogConfig { max_size: 300, max_files: 3 }).expect("open");
+        let mut log = JsonLog::open(
+            &path,
+            LogConfig {
+                max_size: 300,
+                max_files: 3,
+            },
+        )
+        .expect("open");
         log.write(0, b"hello \"world\"\nsecond").expect("write");
         log.write(0, b" line\n").expect("write");
         log.write(1, b"oops\t\n").expect("write");
@@ -198,18 +235,35 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].log, "hello \"world\"\n");
         assert_eq!(entries[1].log, "second line\n");
-        assert_eq!((entries[2].stream.as_str(), entries[2].log.as_str()), ("stderr", "oops\t\n"));
-        assert!(entries[0].time.ends_with('Z') && entries[0].time.len() == 30, "{}", entries[0].time);
+        assert_eq!(
+            (entries[2].stream.as_str(), entries[2].log.as_str()),
+            ("stderr", "oops\t\n")
+        );
+        assert!(
+            entries[0].time.ends_with('Z') && entries[0].time.len() == 30,
+            "{}",
+            entries[0].time
+        );
         for i in 0..50 {
-            log.write(0, format!("line {i}\n").as_bytes()).expect("write");
+            log.write(0, format!("line {i}\n").as_bytes())
+                .expect("write");
         }
         let total: u64 = (0..3u32)
-            .map(|n| if n == 0 { path.clone() } else { JsonLog::rotated(&path, n) })
+            .map(|n| {
+                if n == 0 {
+                    path.clone()
+                } else {
+                    JsonLog::rotated(&path, n)
+                }
+            })
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
         assert!(total <= 3 * 300, "bounded by max-size x max-file: {total}");
-        assert!(!JsonLog::rotated(&path, 3).exists(), "never more than max-file files");
+        assert!(
+            !JsonLog::rotated(&path, 3).exists(),
+            "never more than max-file files"
+        );
         let entries = read_all(&path, 3).expect("read");
         assert_eq!(entries.last().map(|e| e.log.as_str()), Some("line 49\n"));
     }
@@ -217,6 +271,9 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(format_time(0, 5), "1970-01-01T00:00:00.000000005Z");
-        assert_eq!(format_time(1_700_000_000, 0), "2023-11-14T22:13:20.000000000Z");
+        assert_eq!(
+            format_time(1_700_000_000, 0),
+            "2023-11-14T22:13:20.000000000Z"
+        );
     }
 }

@@ -146,10 +146,19 @@ struct Client {
 /// The shim's main: creates the container (stopped before execve), reports to `ready`, waits
 /// for a `start` on its socket, then pumps stdio until the container exits. Returns the exit
 /// state it recorded.
-pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> io::Result<ExitState> {
+pub fn run(
+    config: &ShimConfig,
+    cgroup: &mut dyn ShimCgroup,
+    ready: OwnedFd,
+) -> io::Result<ExitState> {
     let spec_path = config.bundle.join("config.json");
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(&std::fs::read(&spec_path)?)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", spec_path.display())))?;
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", spec_path.display()),
+            )
+        })?;
     let sock_path = config.dir.join("shim.sock");
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path)?;
@@ -158,14 +167,26 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
 
     // stdio
     let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) = if config.tty {
-        let master = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY | rustix::pty::OpenptFlags::CLOEXEC)?;
+        let master = rustix::pty::openpt(
+            rustix::pty::OpenptFlags::RDWR
+                | rustix::pty::OpenptFlags::NOCTTY
+                | rustix::pty::OpenptFlags::CLOEXEC,
+        )?;
         rustix::pty::grantpt(&master)?;
         rustix::pty::unlockpt(&master)?;
         let name = rustix::pty::ptsname(&master, Vec::new())?;
         let path = PathBuf::from(name.to_string_lossy().into_owned());
-        let slave: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open(&path)?.into();
+        let slave: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)?
+            .into();
         let master_out = master.try_clone()?;
-        (Some(master), vec![(1, master_out)], ProcessIo::Terminal { slave, path })
+        (
+            Some(master),
+            vec![(1, master_out)],
+            ProcessIo::Terminal { slave, path },
+        )
     } else {
         let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
@@ -175,7 +196,15 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
         } else {
             (None, None)
         };
-        (stdin_w, vec![(1, out_r), (2, err_r)], ProcessIo::Fds { stdin: stdin_r, stdout: out_w, stderr: err_w })
+        (
+            stdin_w,
+            vec![(1, out_r), (2, err_r)],
+            ProcessIo::Fds {
+                stdin: stdin_r,
+                stdout: out_w,
+                stderr: err_w,
+            },
+        )
     };
 
     let mut ready = std::fs::File::from(ready);
@@ -198,27 +227,59 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
                 _ => 125,
             };
             let msg = error_chain(&e);
-            let _ = ready.write_all(format!("{}\n", serde_json::to_string(&Ready { pid: None, error: Some(msg.clone()), code: Some(code) })?).as_bytes());
+            let _ = ready.write_all(
+                format!(
+                    "{}\n",
+                    serde_json::to_string(&Ready {
+                        pid: None,
+                        error: Some(msg.clone()),
+                        code: Some(code)
+                    })?
+                )
+                .as_bytes(),
+            );
             cgroup.destroy();
             let _ = std::fs::remove_file(&sock_path);
-            return Ok(ExitState { exit_code: code as i32, signal: None, oom_killed: false, finished_at: log::timestamp_now(), error: Some(msg) });
+            return Ok(ExitState {
+                exit_code: code as i32,
+                signal: None,
+                oom_killed: false,
+                finished_at: log::timestamp_now(),
+                error: Some(msg),
+            });
         }
     };
     let pid = created.pid;
     let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::other("invalid container pid"))?,
+        rustix::process::Pid::from_raw(pid)
+            .ok_or_else(|| io::Error::other("invalid container pid"))?,
         rustix::process::PidfdFlags::empty(),
     )?;
     write_atomic(
         &config.dir.join("state.json"),
-        &serde_json::to_vec(&RunState { pid, shim_pid: std::process::id() as i32, started_at: log::timestamp_now() })?,
+        &serde_json::to_vec(&RunState {
+            pid,
+            shim_pid: std::process::id() as i32,
+            started_at: log::timestamp_now(),
+        })?,
     )?;
     // one line: the container process holds a copy of this pipe until it execs
-    ready.write_all(format!("{}\n", serde_json::to_string(&Ready { pid: Some(pid), error: None, code: None })?).as_bytes())?;
+    ready.write_all(
+        format!(
+            "{}\n",
+            serde_json::to_string(&Ready {
+                pid: Some(pid),
+                error: None,
+                code: None
+            })?
+        )
+        .as_bytes(),
+    )?;
     drop(ready);
 
     let mut clients: Vec<Client> = Vec::new();
-    let mut outputs: Vec<(u8, Option<OwnedFd>)> = outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
+    let mut outputs: Vec<(u8, Option<OwnedFd>)> =
+        outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
     let mut stdin_w = stdin_w;
     let mut exited: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
@@ -227,22 +288,42 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
     loop {
         // build the poll set: listener, pidfd, outputs, clients
         let mut fds: Vec<rustix::event::PollFd<'_>> = Vec::new();
-        fds.push(rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN));
-        fds.push(rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN));
+        fds.push(rustix::event::PollFd::new(
+            &listener,
+            rustix::event::PollFlags::IN,
+        ));
+        fds.push(rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        ));
         let out_base = fds.len();
-        let live_outputs: Vec<usize> = outputs.iter().enumerate().filter(|(_, (_, fd))| fd.is_some()).map(|(i, _)| i).collect();
+        let live_outputs: Vec<usize> = outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, fd))| fd.is_some())
+            .map(|(i, _)| i)
+            .collect();
         for i in &live_outputs {
-            fds.push(rustix::event::PollFd::new(outputs[*i].1.as_ref().expect("live"), rustix::event::PollFlags::IN));
+            fds.push(rustix::event::PollFd::new(
+                outputs[*i].1.as_ref().expect("live"),
+                rustix::event::PollFlags::IN,
+            ));
         }
         let client_base = fds.len();
         let polled_clients = clients.len();
         for c in &clients {
-            fds.push(rustix::event::PollFd::new(&c.stream, rustix::event::PollFlags::IN));
+            fds.push(rustix::event::PollFd::new(
+                &c.stream,
+                rustix::event::PollFlags::IN,
+            ));
         }
         let timeout = match drain_deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
-                Some(rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 })
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                })
             }
             None => None,
         };
@@ -258,7 +339,13 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
         if !revents[0].is_empty() {
             while let Ok((stream, _)) = listener.accept() {
                 let _ = stream.set_nonblocking(true);
-                clients.push(Client { stream, stdin: false, inbuf: Vec::new(), hello_done: false, dead: false });
+                clients.push(Client {
+                    stream,
+                    stdin: false,
+                    inbuf: Vec::new(),
+                    hello_done: false,
+                    dead: false,
+                });
             }
         }
         // container output
@@ -327,7 +414,8 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
             }
             // frames from the client
             while c.hello_done && c.inbuf.len() >= 5 {
-                let len = u32::from_be_bytes([c.inbuf[1], c.inbuf[2], c.inbuf[3], c.inbuf[4]]) as usize;
+                let len =
+                    u32::from_be_bytes([c.inbuf[1], c.inbuf[2], c.inbuf[3], c.inbuf[4]]) as usize;
                 if c.inbuf.len() < 5 + len {
                     break;
                 }
@@ -368,11 +456,14 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
         if exited.is_none() || !revents[1].is_empty() {
-            while let Ok(Some((p, status))) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+            while let Ok(Some((p, status))) =
+                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+            {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
                     // give the pipes a moment to drain what was written before exit
-                    drain_deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
+                    drain_deadline =
+                        Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
                 }
             }
         }
@@ -386,7 +477,13 @@ pub fn run(config: &ShimConfig, cgroup: &mut dyn ShimCgroup, ready: OwnedFd) -> 
     }
     let _ = log.flush();
     let (exit_code, signal) = exited.expect("loop ends after exit");
-    let state = ExitState { exit_code, signal, oom_killed: cgroup.oom_killed(), finished_at: log::timestamp_now(), error: None };
+    let state = ExitState {
+        exit_code,
+        signal,
+        oom_killed: cgroup.oom_killed(),
+        finished_at: log::timestamp_now(),
+        error: None,
+    };
     write_atomic(&config.dir.join("exit.json"), &serde_json::to_vec(&state)?)?;
     for mut c in clients {
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -418,24 +515,32 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-
 /// A pidfd for `pid` (readable once it exits), for the daemon's watchers.
 pub fn pidfd(pid: i32) -> io::Result<OwnedFd> {
-    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
-    Ok(rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())?)
+    let p = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
+    Ok(rustix::process::pidfd_open(
+        p,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Sends signal number `sig` to `pid`.
 pub fn send_signal(pid: i32, sig: i32) -> io::Result<()> {
-    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
-    let s = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid signal {sig}")))?;
+    let p = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
+    let s = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("invalid signal {sig}"))
+    })?;
     Ok(rustix::process::kill_process(p, s)?)
 }
 
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -451,14 +556,23 @@ pub struct HostCgroup {
 
 impl HostCgroup {
     /// Detects the host's cgroup layout under `root`; errors are reported at `join`.
-    pub fn new(config: &ShimConfig, resources: Option<oci_spec::runtime::LinuxResources>) -> HostCgroup {
+    pub fn new(
+        config: &ShimConfig,
+        resources: Option<oci_spec::runtime::LinuxResources>,
+    ) -> HostCgroup {
         let manager = crate::cgroup::CgroupManager::detect(&config.cgroup_root, Path::new("/proc"))
             .and_then(|m| m.with_parent(&config.cgroup_parent));
         let (manager, error) = match manager {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(error_chain(&e))),
         };
-        HostCgroup { manager, cgroup: None, id: config.id.clone(), resources, error }
+        HostCgroup {
+            manager,
+            cgroup: None,
+            id: config.id.clone(),
+            resources,
+            error,
+        }
     }
 }
 
@@ -479,13 +593,20 @@ impl ShimCgroup for HostCgroup {
     }
 
     fn oom_killed(&self) -> bool {
-        self.cgroup.as_ref().is_some_and(|c| c.oom_killed().unwrap_or(false))
+        self.cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_killed().unwrap_or(false))
     }
 
     fn destroy(&mut self) {
         if let Some(c) = self.cgroup.take() {
             if let Err(e) = c.destroy() {
-                let _ = writeln!(io::stderr(), "berth shim {}: removing cgroup: {}", self.id, error_chain(&e));
+                let _ = writeln!(
+                    io::stderr(),
+                    "berth shim {}: removing cgroup: {}",
+                    self.id,
+                    error_chain(&e)
+                );
             }
         }
     }
@@ -494,10 +615,17 @@ impl ShimCgroup for HostCgroup {
 /// `berth shim CONFIG`: detaches from the daemon (double fork, new session), reports on
 /// stdout, then runs the container. Returns the process exit code.
 pub fn main(config_path: &Path) -> i32 {
-    let config: ShimConfig = match std::fs::read(config_path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+    let config: ShimConfig = match std::fs::read(config_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(io::stdout(), "{}", serde_json::json!({"error": format!("reading {}: {e}", config_path.display()), "code": 125}));
+            let _ = writeln!(
+                io::stdout(),
+                "{}",
+                serde_json::json!({"error": format!("reading {}: {e}", config_path.display()), "code": 125})
+            );
             return 125;
         }
     };
@@ -506,7 +634,11 @@ pub fn main(config_path: &Path) -> i32 {
         Ok(crate::sys::Forked::Parent(_)) => return 0,
         Ok(crate::sys::Forked::Child) => {}
         Err(e) => {
-            let _ = writeln!(io::stdout(), "{}", serde_json::json!({"error": format!("forking the shim: {e}"), "code": 125}));
+            let _ = writeln!(
+                io::stdout(),
+                "{}",
+                serde_json::json!({"error": format!("forking the shim: {e}"), "code": 125})
+            );
             return 125;
         }
     }
@@ -531,8 +663,17 @@ pub fn main(config_path: &Path) -> i32 {
         Ok(state) => state.exit_code.clamp(0, 255),
         Err(e) => {
             let _ = writeln!(io::stderr(), "berth shim {}: {e}", config.id);
-            let state = ExitState { exit_code: 255, signal: None, oom_killed: false, finished_at: log::timestamp_now(), error: Some(e.to_string()) };
-            let _ = write_atomic(&config.dir.join("exit.json"), &serde_json::to_vec(&state).unwrap_or_default());
+            let state = ExitState {
+                exit_code: 255,
+                signal: None,
+                oom_killed: false,
+                finished_at: log::timestamp_now(),
+                error: Some(e.to_string()),
+            };
+            let _ = write_atomic(
+                &config.dir.join("exit.json"),
+                &serde_json::to_vec(&state).unwrap_or_default(),
+            );
             cgroup.destroy();
             255
         }
@@ -549,12 +690,18 @@ pub fn main(config_path: &Path) -> i32 {
 pub fn sealed_self_copy() -> io::Result<(OwnedFd, PathBuf)> {
     use std::os::fd::AsRawFd;
     let mut exe = std::fs::File::open("/proc/self/exe")?;
-    let fd = rustix::fs::memfd_create("berth-shim", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING)?;
+    let fd = rustix::fs::memfd_create(
+        "berth-shim",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )?;
     let mut f = std::fs::File::from(fd);
     io::copy(&mut exe, &mut f)?;
     rustix::fs::fcntl_add_seals(
         &f,
-        rustix::fs::SealFlags::SEAL | rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::WRITE,
+        rustix::fs::SealFlags::SEAL
+            | rustix::fs::SealFlags::SHRINK
+            | rustix::fs::SealFlags::GROW
+            | rustix::fs::SealFlags::WRITE,
     )?;
     let path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd()));
     Ok((f.into(), path))

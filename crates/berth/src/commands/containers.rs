@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use berth_api::containers::{ContainerSummary, CreateRequest, CreateResponse, HostConfig, LogConfig, RestartPolicy, Ulimit, WaitResponse};
+use berth_api::containers::{
+    ContainerSummary, CreateRequest, CreateResponse, HostConfig, LogConfig, RestartPolicy, Ulimit,
+    WaitResponse,
+};
 use berth_api::{ApiClient, ApiClientError};
 use hyper::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,7 +131,12 @@ pub struct CreateArgs {
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
     rest: Vec<String>,
 }
 
@@ -157,8 +165,12 @@ pub struct RunArgs {
 /// Docker's RAMInBytes: 64m, 1g, 512k, 1024 (binary units).
 pub fn ram_in_bytes(s: &str) -> Result<i64> {
     let t = s.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let n: f64 = t[..split].parse().with_context(|| format!("invalid size: '{s}'"))?;
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..split]
+        .parse()
+        .with_context(|| format!("invalid size: '{s}'"))?;
     let mult: f64 = match t[split..].trim_end_matches('b').trim_end_matches('i') {
         "" => 1.0,
         "k" => 1024.0,
@@ -171,7 +183,9 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
 }
 
 fn parse_ulimit(s: &str) -> Result<Ulimit> {
-    let (name, vals) = s.split_once('=').with_context(|| format!("invalid ulimit argument: {s} (expected NAME=SOFT[:HARD])"))?;
+    let (name, vals) = s
+        .split_once('=')
+        .with_context(|| format!("invalid ulimit argument: {s} (expected NAME=SOFT[:HARD])"))?;
     let (soft, hard) = match vals.split_once(':') {
         Some((a, b)) => (a, b),
         None => (vals, vals),
@@ -180,10 +194,15 @@ fn parse_ulimit(s: &str) -> Result<Ulimit> {
         if v == "unlimited" || v == "-1" {
             Ok(i64::MAX)
         } else {
-            v.parse().with_context(|| format!("invalid ulimit value {v:?} in {s}"))
+            v.parse()
+                .with_context(|| format!("invalid ulimit value {v:?} in {s}"))
         }
     };
-    Ok(Ulimit { name: name.to_string(), soft: p(soft)?, hard: p(hard)? })
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft: p(soft)?,
+        hard: p(hard)?,
+    })
 }
 
 fn read_env_file(path: &str) -> Result<Vec<String>> {
@@ -192,13 +211,25 @@ fn read_env_file(path: &str) -> Result<Vec<String>> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| if l.contains('=') { l.to_string() } else { std::env::var(l).map(|v| format!("{l}={v}")).unwrap_or_else(|_| l.to_string()) })
+        .map(|l| {
+            if l.contains('=') {
+                l.to_string()
+            } else {
+                std::env::var(l)
+                    .map(|v| format!("{l}={v}"))
+                    .unwrap_or_else(|_| l.to_string())
+            }
+        })
         .collect())
 }
 
 /// Builds Docker's create body from the flags.
 pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
-    let image = a.rest.first().context("\"run\" requires at least 1 argument: IMAGE")?.clone();
+    let image = a
+        .rest
+        .first()
+        .context("\"run\" requires at least 1 argument: IMAGE")?
+        .clone();
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(read_env_file(f)?);
@@ -217,18 +248,40 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
         labels.insert(k.to_string(), v.to_string());
     }
     let restart = match a.restart.split_once(':') {
-        Some((n, c)) => RestartPolicy { name: n.into(), maximum_retry_count: c.parse().with_context(|| format!("invalid restart policy: {}", a.restart))? },
-        None => RestartPolicy { name: a.restart.clone(), maximum_retry_count: 0 },
+        Some((n, c)) => RestartPolicy {
+            name: n.into(),
+            maximum_retry_count: c
+                .parse()
+                .with_context(|| format!("invalid restart policy: {}", a.restart))?,
+        },
+        None => RestartPolicy {
+            name: a.restart.clone(),
+            maximum_retry_count: 0,
+        },
     };
-    if !matches!(restart.name.as_str(), "no" | "always" | "on-failure" | "unless-stopped") {
-        bail!("invalid restart policy format: {} (use no, always, on-failure[:N] or unless-stopped)", a.restart);
+    if !matches!(
+        restart.name.as_str(),
+        "no" | "always" | "on-failure" | "unless-stopped"
+    ) {
+        bail!(
+            "invalid restart policy format: {} (use no, always, on-failure[:N] or unless-stopped)",
+            a.restart
+        );
     }
     if restart.maximum_retry_count != 0 && restart.name != "on-failure" {
-        bail!("maximum retry count cannot be used with restart policy '{}'", restart.name);
+        bail!(
+            "maximum retry count cannot be used with restart policy '{}'",
+            restart.name
+        );
     }
-    let mut log = LogConfig { kind: "json-file".into(), config: BTreeMap::new() };
+    let mut log = LogConfig {
+        kind: "json-file".into(),
+        config: BTreeMap::new(),
+    };
     for o in &a.log_opt {
-        let (k, v) = o.split_once('=').with_context(|| format!("invalid log opt {o:?}: expected KEY=VALUE"))?;
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("invalid log opt {o:?}: expected KEY=VALUE"))?;
         log.config.insert(k.to_string(), v.to_string());
     }
     let mut tmpfs = BTreeMap::new();
@@ -238,7 +291,9 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
     }
     let nano_cpus = match &a.cpus {
         Some(c) => {
-            let f: f64 = c.parse().with_context(|| format!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
+            let f: f64 = c
+                .parse()
+                .with_context(|| format!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
             (f * 1e9) as i64
         }
         None => 0,
@@ -248,7 +303,13 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
         Some(s) => ram_in_bytes(s)?,
         None => 0,
     };
-    let entrypoint = a.entrypoint.as_ref().map(|e| if e.is_empty() { vec![] } else { vec![e.clone()] });
+    let entrypoint = a.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![]
+        } else {
+            vec![e.clone()]
+        }
+    });
     Ok(CreateRequest {
         config: berth_api::containers::ContainerConfig {
             hostname: a.hostname.clone().unwrap_or_default(),
@@ -280,17 +341,31 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             tmpfs,
             init: a.init.then_some(true),
             runtime: a.runtime.clone().unwrap_or_default(),
-            memory: a.memory.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0),
+            memory: a
+                .memory
+                .as_deref()
+                .map(ram_in_bytes)
+                .transpose()?
+                .unwrap_or(0),
             memory_swap,
             cpu_shares: a.cpu_shares.unwrap_or(0),
             nano_cpus,
             cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
             pids_limit: a.pids_limit,
-            ulimits: a.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_>>()?,
+            ulimits: a
+                .ulimit
+                .iter()
+                .map(|u| parse_ulimit(u))
+                .collect::<Result<_>>()?,
             log_config: log,
             dns: a.dns.clone(),
             extra_hosts: a.add_host.clone(),
-            shm_size: a.shm_size.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0),
+            shm_size: a
+                .shm_size
+                .as_deref()
+                .map(ram_in_bytes)
+                .transpose()?
+                .unwrap_or(0),
             oom_score_adj: a.oom_score_adj.unwrap_or(0),
             ..Default::default()
         },
@@ -299,12 +374,24 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 /// Creates, pulling the image first when it is missing (like docker).
-async fn create_container(client: &ApiClient, g: &GlobalArgs, a: &CreateArgs, mut req: CreateRequest, auto_remove: bool) -> Result<CreateResponse> {
+async fn create_container(
+    client: &ApiClient,
+    g: &GlobalArgs,
+    a: &CreateArgs,
+    mut req: CreateRequest,
+    auto_remove: bool,
+) -> Result<CreateResponse> {
     req.host_config.auto_remove = auto_remove;
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", encode(n)),
@@ -314,9 +401,18 @@ async fn create_container(client: &ApiClient, g: &GlobalArgs, a: &CreateArgs, mu
     if a.pull == "always" {
         pull_for_run(g, &req.config.image, a.platform.as_deref()).await?;
     }
-    match client.json::<CreateResponse>(Method::POST, &path, Some(body.clone())).await {
-        Err(ApiClientError::Api { status: 404, message }) if message.starts_with("No such image") && a.pull != "never" => {
-            output::err(&format!("Unable to find image '{}' locally", req.config.image));
+    match client
+        .json::<CreateResponse>(Method::POST, &path, Some(body.clone()))
+        .await
+    {
+        Err(ApiClientError::Api {
+            status: 404,
+            message,
+        }) if message.starts_with("No such image") && a.pull != "never" => {
+            output::err(&format!(
+                "Unable to find image '{}' locally",
+                req.config.image
+            ));
             pull_for_run(g, &req.config.image, a.platform.as_deref()).await?;
             Ok(client.json(Method::POST, &path, Some(body)).await?)
         }
@@ -338,7 +434,11 @@ async fn pull_for_run(g: &GlobalArgs, image: &str, platform: Option<&str>) -> Re
         cmd.arg("--platform").arg(p);
     }
     // docker prints the pull progress to stderr during run
-    let out = cmd.arg(image).stdout(std::process::Stdio::piped()).output().await?;
+    let out = cmd
+        .arg(image)
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .await?;
     std::io::stderr().write_all(&out.stdout)?;
     if !out.status.success() {
         bail!("pulling {image} failed");
@@ -348,7 +448,9 @@ async fn pull_for_run(g: &GlobalArgs, image: &str, platform: Option<&str>) -> Re
 
 /// The exit code docker gives a failed start, from the daemon's message.
 fn start_failure_code(message: &str) -> u8 {
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
         127
     } else if message.contains("permission denied") || message.contains("cannot execute") {
         126
@@ -376,11 +478,19 @@ async fn pump_output<R: tokio::io::AsyncRead + Unpin>(mut r: R, tty: bool) {
         if r.read_exact(&mut data).await.is_err() {
             break;
         }
-        let res = if head[0] == 2 { stderr.write_all(&data).await } else { stdout.write_all(&data).await };
+        let res = if head[0] == 2 {
+            stderr.write_all(&data).await
+        } else {
+            stdout.write_all(&data).await
+        };
         if res.is_err() {
             break;
         }
-        let _ = if head[0] == 2 { stderr.flush().await } else { stdout.flush().await };
+        let _ = if head[0] == 2 {
+            stderr.flush().await
+        } else {
+            stdout.flush().await
+        };
     }
 }
 
@@ -394,10 +504,9 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
             return Ok(125);
         }
     };
-    if args.detach && args.rm && false {
-        unreachable!();
+    if args.detach_keys.is_some() {
+        output::err("WARNING: --detach-keys is accepted but detaching from an attached run arrives later");
     }
-    let _ = (&args.detach_keys, args.sig_proxy);
     let client = match g.client().await {
         Ok(c) => c,
         Err(e) => {
@@ -419,14 +528,18 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
     }
     let id = created.id.clone();
     if args.detach {
-        if let Err(e) = client.call(Method::POST, &format!("/containers/{id}/start"), None).await {
+        if let Err(e) = client
+            .call(Method::POST, &format!("/containers/{id}/start"), None)
+            .await
+        {
             report_run_error(&e.into());
             return Ok(125);
         }
         output::out(&id);
         return Ok(0);
     }
-    let want = |s: &str| args.attach.is_empty() || args.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
+    let want =
+        |s: &str| args.attach.is_empty() || args.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
     let attach_path = format!(
         "/containers/{id}/attach?stream=1&stdout={}&stderr={}&stdin={}",
         want("stdout") as u8,
@@ -442,23 +555,64 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
     };
     // the wait is in place (headers received) before the container starts
     let condition = if args.rm { "removed" } else { "next-exit" };
-    let wait_resp = client.request(Method::POST, &format!("/containers/{id}/wait?condition={condition}"), None, &[]).await?;
-    if let Err(e) = client.call(Method::POST, &format!("/containers/{id}/start"), None).await {
+    let wait_resp = client
+        .request(
+            Method::POST,
+            &format!("/containers/{id}/wait?condition={condition}"),
+            None,
+            &[],
+        )
+        .await?;
+    if let Err(e) = client
+        .call(Method::POST, &format!("/containers/{id}/start"), None)
+        .await
+    {
         let code = match &e {
             ApiClientError::Api { message, .. } => start_failure_code(message),
             _ => 125,
         };
         report_run_error(&e.into());
         if args.rm {
-            let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
+            let _ = client
+                .call(Method::DELETE, &format!("/containers/{id}?force=1"), None)
+                .await;
         }
         return Ok(code);
     }
+    // --sig-proxy: SIGINT and SIGTERM received here go to the container (not with a tty:
+    // there the terminal delivers ^C itself)
+    let proxy = if args.sig_proxy && !tty {
+        let client = client.clone();
+        let id = id.clone();
+        Some(tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
+            loop {
+                let sig = tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                };
+                let _ = client.call(Method::POST, &format!("/containers/{id}/kill?signal={sig}"), None).await;
+            }
+        }))
+    } else {
+        None
+    };
     let (reader, mut writer) = tokio::io::split(io);
-    let raw = if tty && interactive { crate::commands::tty::RawMode::enable() } else { None };
+    let raw = if tty && interactive {
+        crate::commands::tty::RawMode::enable()
+    } else {
+        None
+    };
     if tty {
         if let Some((rows, cols)) = crate::commands::tty::size() {
-            let _ = client.call(Method::POST, &format!("/containers/{id}/resize?h={rows}&w={cols}"), None).await;
+            let _ = client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{id}/resize?h={rows}&w={cols}"),
+                    None,
+                )
+                .await;
         }
     }
     let stdin_task = if interactive {
@@ -485,7 +639,12 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
     if let Some(t) = stdin_task {
         t.abort();
     }
-    let bytes = http_body_util::BodyExt::collect(wait_resp.into_body()).await?.to_bytes();
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    let bytes = http_body_util::BodyExt::collect(wait_resp.into_body())
+        .await?
+        .to_bytes();
     let w: WaitResponse = serde_json::from_slice(&bytes).unwrap_or_default();
     if let Some(e) = w.error {
         output::err(&format!("berth: {}", e.message));
@@ -550,7 +709,11 @@ pub struct StartArgs {
     containers: Vec<String>,
 }
 
-async fn each(g: &GlobalArgs, names: &[String], f: impl Fn(String) -> (Method, String)) -> Result<u8> {
+async fn each(
+    g: &GlobalArgs,
+    names: &[String],
+    f: impl Fn(String) -> (Method, String),
+) -> Result<u8> {
     let client = g.client().await?;
     let mut code = 0;
     for n in names {
@@ -570,18 +733,48 @@ async fn each(g: &GlobalArgs, names: &[String], f: impl Fn(String) -> (Method, S
 /// Runs `start`.
 pub async fn start(args: StartArgs, g: &GlobalArgs) -> Result<u8> {
     if !args.attach {
-        return each(g, &args.containers, |c| (Method::POST, format!("/containers/{}/start", encode(&c)))).await;
+        return each(g, &args.containers, |c| {
+            (Method::POST, format!("/containers/{}/start", encode(&c)))
+        })
+        .await;
     }
     let client = g.client().await?;
     let name = &args.containers[0];
-    let info: serde_json::Value = client.json(Method::GET, &format!("/containers/{}/json", encode(name)), None).await?;
+    let info: serde_json::Value = client
+        .json(
+            Method::GET,
+            &format!("/containers/{}/json", encode(name)),
+            None,
+        )
+        .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let io = client.upgrade(&format!("/containers/{}/attach?stream=1&stdout=1&stderr=1&stdin={}", encode(name), args.interactive as u8)).await?;
-    let wait = client.request(Method::POST, &format!("/containers/{}/wait?condition=next-exit", encode(name)), None, &[]).await?;
-    client.call(Method::POST, &format!("/containers/{}/start", encode(name)), None).await?;
+    let io = client
+        .upgrade(&format!(
+            "/containers/{}/attach?stream=1&stdout=1&stderr=1&stdin={}",
+            encode(name),
+            args.interactive as u8
+        ))
+        .await?;
+    let wait = client
+        .request(
+            Method::POST,
+            &format!("/containers/{}/wait?condition=next-exit", encode(name)),
+            None,
+            &[],
+        )
+        .await?;
+    client
+        .call(
+            Method::POST,
+            &format!("/containers/{}/start", encode(name)),
+            None,
+        )
+        .await?;
     let (reader, _writer) = tokio::io::split(io);
     pump_output(reader, tty).await;
-    let bytes = http_body_util::BodyExt::collect(wait.into_body()).await?.to_bytes();
+    let bytes = http_body_util::BodyExt::collect(wait.into_body())
+        .await?
+        .to_bytes();
     let w: WaitResponse = serde_json::from_slice(&bytes).unwrap_or_default();
     Ok(w.status_code.clamp(0, 255) as u8)
 }
@@ -603,13 +796,22 @@ pub struct StopArgs {
 /// Runs `stop`.
 pub async fn stop(args: StopArgs, g: &GlobalArgs) -> Result<u8> {
     let t = args.time.map(|t| format!("?t={t}")).unwrap_or_default();
-    each(g, &args.containers, |c| (Method::POST, format!("/containers/{}/stop{t}", encode(&c)))).await
+    each(g, &args.containers, |c| {
+        (Method::POST, format!("/containers/{}/stop{t}", encode(&c)))
+    })
+    .await
 }
 
 /// Runs `restart`.
 pub async fn restart(args: StopArgs, g: &GlobalArgs) -> Result<u8> {
     let t = args.time.map(|t| format!("?t={t}")).unwrap_or_default();
-    each(g, &args.containers, |c| (Method::POST, format!("/containers/{}/restart{t}", encode(&c)))).await
+    each(g, &args.containers, |c| {
+        (
+            Method::POST,
+            format!("/containers/{}/restart{t}", encode(&c)),
+        )
+    })
+    .await
 }
 
 /// Arguments of `kill`.
@@ -626,7 +828,13 @@ pub struct KillArgs {
 /// Runs `kill`.
 pub async fn kill(args: KillArgs, g: &GlobalArgs) -> Result<u8> {
     let sig = encode(&args.signal);
-    each(g, &args.containers, |c| (Method::POST, format!("/containers/{}/kill?signal={sig}", encode(&c)))).await
+    each(g, &args.containers, |c| {
+        (
+            Method::POST,
+            format!("/containers/{}/kill?signal={sig}", encode(&c)),
+        )
+    })
+    .await
 }
 
 /// Arguments of `rm`.
@@ -646,7 +854,10 @@ pub struct RmArgs {
 /// Runs `rm`.
 pub async fn rm(args: RmArgs, g: &GlobalArgs) -> Result<u8> {
     let q = format!("?force={}&v={}", args.force as u8, args.volumes as u8);
-    each(g, &args.containers, |c| (Method::DELETE, format!("/containers/{}{q}", encode(&c)))).await
+    each(g, &args.containers, |c| {
+        (Method::DELETE, format!("/containers/{}{q}", encode(&c)))
+    })
+    .await
 }
 
 /// Runs `wait`.
@@ -654,7 +865,14 @@ pub async fn wait(args: ContainersArg, g: &GlobalArgs) -> Result<u8> {
     let client = g.client().await?;
     let mut code = 0;
     for c in &args.containers {
-        match client.json::<WaitResponse>(Method::POST, &format!("/containers/{}/wait", encode(c)), None).await {
+        match client
+            .json::<WaitResponse>(
+                Method::POST,
+                &format!("/containers/{}/wait", encode(c)),
+                None,
+            )
+            .await
+        {
             Ok(w) => output::out(&w.status_code.to_string()),
             Err(ApiClientError::Api { message, .. }) => {
                 output::err(&format!("Error response from daemon: {message}"));
@@ -691,7 +909,13 @@ pub struct LogsArgs {
 /// Runs `logs`.
 pub async fn logs(args: LogsArgs, g: &GlobalArgs) -> Result<u8> {
     let client = g.client().await?;
-    let info: serde_json::Value = client.json(Method::GET, &format!("/containers/{}/json", encode(&args.container)), None).await?;
+    let info: serde_json::Value = client
+        .json(
+            Method::GET,
+            &format!("/containers/{}/json", encode(&args.container)),
+            None,
+        )
+        .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let mut path = format!(
         "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}&tail={}",
@@ -721,7 +945,10 @@ fn tokio_util_reader<S>(s: S) -> impl tokio::io::AsyncRead + Unpin
 where
     S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
 {
-    StreamReader { inner: s, buf: bytes::Bytes::new() }
+    StreamReader {
+        inner: s,
+        buf: bytes::Bytes::new(),
+    }
 }
 
 /// A small stream-of-bytes to AsyncRead adapter.
@@ -734,7 +961,11 @@ impl<S> tokio::io::AsyncRead for StreamReader<S>
 where
     S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
 {
-    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, out: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         use std::task::Poll;
         while self.buf.is_empty() {
             match std::pin::Pin::new(&mut self.inner).poll_next(cx) {
@@ -780,7 +1011,11 @@ pub struct PsArgs {
 }
 
 fn truncate_command(c: &str, no_trunc: bool) -> String {
-    let c = if !no_trunc && c.chars().count() > 20 { format!("{}…", c.chars().take(19).collect::<String>()) } else { c.to_string() };
+    let c = if !no_trunc && c.chars().count() > 20 {
+        format!("{}…", c.chars().take(19).collect::<String>())
+    } else {
+        c.to_string()
+    };
     format!("\"{c}\"")
 }
 
@@ -789,8 +1024,13 @@ pub async fn ps(args: PsArgs, g: &GlobalArgs) -> Result<u8> {
     let client = g.client().await?;
     let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &args.filter {
-        let (k, v) = f.split_once('=').with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        filters.entry(k.to_string()).or_default().push(v.to_string());
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        filters
+            .entry(k.to_string())
+            .or_default()
+            .push(v.to_string());
     }
     let limit = if args.latest { Some(1) } else { args.last };
     let mut path = format!("/containers/json?all={}", args.all as u8);
@@ -798,10 +1038,19 @@ pub async fn ps(args: PsArgs, g: &GlobalArgs) -> Result<u8> {
         path.push_str(&format!("&limit={l}"));
     }
     if !filters.is_empty() {
-        path.push_str(&format!("&filters={}", encode(&serde_json::to_string(&filters)?)));
+        path.push_str(&format!(
+            "&filters={}",
+            encode(&serde_json::to_string(&filters)?)
+        ));
     }
     let list: Vec<ContainerSummary> = client.json(Method::GET, &path, None).await?;
-    let id = |s: &ContainerSummary| if args.no_trunc { s.id.clone() } else { s.id.chars().take(12).collect() };
+    let id = |s: &ContainerSummary| {
+        if args.no_trunc {
+            s.id.clone()
+        } else {
+            s.id.chars().take(12).collect()
+        }
+    };
     if args.quiet {
         for c in &list {
             output::out(&id(c));
@@ -843,11 +1092,30 @@ pub async fn ps(args: PsArgs, g: &GlobalArgs) -> Result<u8> {
             }
         }
         _ => {
-            let mut table = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+            let mut table = vec![[
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()];
             for c in &list {
                 let r = row(c);
                 let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-                table.push(vec![s("ID"), s("Image"), s("Command"), s("RunningFor"), s("Status"), s("Ports"), s("Names")]);
+                table.push(vec![
+                    s("ID"),
+                    s("Image"),
+                    s("Command"),
+                    s("RunningFor"),
+                    s("Status"),
+                    s("Ports"),
+                    s("Names"),
+                ]);
             }
             output::table(&table);
         }
@@ -877,14 +1145,28 @@ pub async fn inspect(args: InspectArgs, g: &GlobalArgs) -> Result<u8> {
     for n in &args.names {
         let mut v = None;
         if args.kind.as_deref() != Some("image") {
-            match client.json::<serde_json::Value>(Method::GET, &format!("/containers/{}/json", encode(n)), None).await {
+            match client
+                .json::<serde_json::Value>(
+                    Method::GET,
+                    &format!("/containers/{}/json", encode(n)),
+                    None,
+                )
+                .await
+            {
                 Ok(x) => v = Some(x),
                 Err(ApiClientError::Api { status: 404, .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         if v.is_none() && args.kind.as_deref() != Some("container") {
-            match client.json::<serde_json::Value>(Method::GET, &format!("/images/{}/json", encode(n)), None).await {
+            match client
+                .json::<serde_json::Value>(
+                    Method::GET,
+                    &format!("/images/{}/json", encode(n)),
+                    None,
+                )
+                .await
+            {
                 Ok(x) => v = Some(x),
                 Err(ApiClientError::Api { status: 404, .. }) => {}
                 Err(e) => return Err(e.into()),

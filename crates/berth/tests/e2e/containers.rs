@@ -18,18 +18,34 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let reg = rt.block_on(FakeRegistry::start(Auth::None));
-    reg.add_image("latest", &busybox_image(Compression::Gzip, "amd64").expect("fixture"));
+    reg.add_image(
+        "latest",
+        &busybox_image(Compression::Gzip, "amd64").expect("fixture"),
+    );
     let img = format!("{}/test/bb:latest", reg.host());
     let b = Berth::new();
     b.ok(&["pull", "-q", &img]);
-    Fixture { b, img, _reg: reg, _rt: rt }
+    Fixture {
+        b,
+        img,
+        _reg: reg,
+        _rt: rt,
+    }
 }
 
 fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
     let out = b.run(args);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn cgroup_leftovers(id_prefix: &str) -> Vec<String> {
