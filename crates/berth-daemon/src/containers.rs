@@ -330,7 +330,9 @@ pub(crate) async fn list(
         }
         let exited = get("exited");
         let exit_matches = c.state == CState::Exited
-            && exited.iter().any(|e| e.parse::<i64>().ok() == Some(c.exit_code));
+            && exited
+                .iter()
+                .any(|e| e.parse::<i64>().ok() == Some(c.exit_code));
         if !exited.is_empty() && !exit_matches {
             continue;
         }

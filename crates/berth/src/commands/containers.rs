@@ -505,7 +505,9 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
         }
     };
     if args.detach_keys.is_some() {
-        output::err("WARNING: --detach-keys is accepted but detaching from an attached run arrives later");
+        output::err(
+            "WARNING: --detach-keys is accepted but detaching from an attached run arrives later",
+        );
     }
     let client = match g.client().await {
         Ok(c) => c,
@@ -586,13 +588,24 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
         let id = id.clone();
         Some(tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
             loop {
                 let sig = tokio::select! {
                     _ = int.recv() => "SIGINT",
                     _ = term.recv() => "SIGTERM",
                 };
-                let _ = client.call(Method::POST, &format!("/containers/{id}/kill?signal={sig}"), None).await;
+                let _ = client
+                    .call(
+                        Method::POST,
+                        &format!("/containers/{id}/kill?signal={sig}"),
+                        None,
+                    )
+                    .await;
             }
         }))
     } else {
