@@ -15,6 +15,20 @@ set +e
 docker image inspect nosuchimage >/dev/null 2>&1; rc=$?
 set -e
 [ "$rc" = 1 ] || fail "inspect of a missing image exits 1 (got $rc)"
+# containers
+[ "$(docker run --rm "$ref" echo hello)" = hello ] || fail "run --rm prints the output"
+set +e
+docker run --rm "$ref" sh -c 'exit 5'; rc=$?
+set -e
+[ "$rc" = 5 ] || fail "run passes the exit code through (got $rc)"
+[ "$(echo piped | docker run -i --rm "$ref" cat)" = piped ] || fail "run -i forwards stdin"
+id=$(docker run -d --name compat-sleeper "$ref" sleep 30)
+docker ps --format '{{.Names}}' | grep -qx compat-sleeper || fail "ps lists the running container"
+[ "$(docker inspect -f '{{.State.Running}}' compat-sleeper)" = true ] || fail "inspect shows it running"
+docker stop -t 0 compat-sleeper >/dev/null
+[ "$(docker inspect -f '{{.State.ExitCode}}' compat-sleeper)" = 137 ] || fail "stop -t 0 kills (137)"
+docker rm "$id" >/dev/null
+[ -z "$(docker ps -aq)" ] || fail "rm left a container"
 docker system df | grep -q '^Images' || fail "system df"
 docker image prune -a -f | grep -q 'Total reclaimed space' || fail "prune"
 [ -z "$(docker images -q)" ] || fail "prune -a left images"

@@ -36,6 +36,16 @@ try:
 except docker.errors.APIError:
     pass
 
+out = c.containers.run(f"{ref}:latest", ["echo", "from docker-py"], remove=True)
+assert out == b"from docker-py\n", out
+ctr = c.containers.run(f"{ref}:latest", ["sh", "-c", "echo bg; exit 3"], detach=True)
+assert ctr.wait()["StatusCode"] == 3
+assert ctr.logs() == b"bg\n", ctr.logs()
+ctr.reload()
+assert ctr.status == "exited", ctr.status
+ctr.remove()
+assert c.containers.list(all=True) == []
+
 df = c.df()
 assert df["LayersSize"] > 0 and len(df["Images"]) == 1, df
 pruned = c.images.prune(filters={"dangling": False})

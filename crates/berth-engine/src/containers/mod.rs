@@ -133,8 +133,15 @@ impl Engine {
     pub async fn create_container(
         &self,
         name: Option<&str>,
-        req: CreateRequest,
+        mut req: CreateRequest,
     ) -> Result<(String, Vec<String>), EngineError> {
+        // the defaults Docker records, so inspect shows what is in effect
+        if req.host_config.log_config.kind.is_empty() {
+            req.host_config.log_config.kind = "json-file".into();
+        }
+        if req.host_config.network_mode.is_empty() || req.host_config.network_mode == "default" {
+            req.host_config.network_mode = "none".into();
+        }
         if req.config.image.is_empty() {
             return Err(EngineError::Invalid(
                 "no image specified: give an image to create the container from".into(),
