@@ -277,6 +277,14 @@ impl Puller {
             .tagged()
             .and_then(|t| self.store.resolve(&t).ok())
             .map(|img| img.id);
+        if downloaded {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.sync())
+                .await
+                .map_err(|e| ImageError::Invalid {
+                    message: format!("sync task failed: {e}"),
+                })??;
+        }
         self.store.put_image(&new)?;
         send(tx, Progress::status(None, format!("Digest: {top_digest}")));
         let changed = downloaded || !existed || previous.as_ref() != Some(&config_digest);
