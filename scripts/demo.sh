@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The berth demo, offline, as root on Debian 12: build berth, make a busybox image from
 # Debian's static busybox, push it to Debian's docker-registry on loopback, pull it with berth,
-# list and inspect it. (Running it arrives with the run issue; pushing with berth's own push.)
+# list and inspect it, run it as a container. (Pushing with berth's own push arrives later.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -52,6 +52,15 @@ echo "== berth images"
 "$BERTH" --root "$ROOT" images
 echo "== berth image inspect"
 "$BERTH" --root "$ROOT" image inspect -f '{{.Id}} {{.Os}}/{{.Architecture}} layers={{json .RootFS.Layers}}' "127.0.0.1:$PORT/demo/busybox:latest"
+echo "== berth run --rm (namespaces, overlay root, Docker's capabilities and seccomp profile)"
+"$BERTH" --root "$ROOT" run --rm "127.0.0.1:$PORT/demo/busybox:latest" sh -c 'echo "hello from $(hostname), pid $$"; grep -E "^(CapEff|Seccomp):" /proc/self/status'
+echo "== berth run -d, ps, logs, stop, rm"
+"$BERTH" --root "$ROOT" run -d --name demo --memory 64m "127.0.0.1:$PORT/demo/busybox:latest" sh -c 'while true; do date; sleep 1; done' >/dev/null
+sleep 1.2
+"$BERTH" --root "$ROOT" ps
+"$BERTH" --root "$ROOT" logs --tail 1 demo
+"$BERTH" --root "$ROOT" stop -t 1 demo >/dev/null
+"$BERTH" --root "$ROOT" rm demo >/dev/null
 echo "== berth system df"
 "$BERTH" --root "$ROOT" system df
 echo "demo done"
