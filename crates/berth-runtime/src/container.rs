@@ -39,8 +39,8 @@ pub enum RuntimeError {
     #[error("joining cgroup: {0}")]
     Cgroup(String),
     /// The seccomp profile did not compile.
-    #[error("seccomp profile: {0}")]
-    Seccomp(String),
+    #[error("seccomp profile")]
+    Seccomp(#[source] crate::seccomp::SeccompError),
 }
 
 fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -167,9 +167,7 @@ pub fn create(
         }
     }
     let seccomp = match linux.seccomp() {
-        Some(profile) => Some(
-            crate::seccomp::compile(profile).map_err(|e| RuntimeError::Seccomp(e.to_string()))?,
-        ),
+        Some(profile) => Some(crate::seccomp::compile(profile).map_err(RuntimeError::Seccomp)?),
         None => None,
     };
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)

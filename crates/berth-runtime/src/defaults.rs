@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDevice, LinuxDeviceBuilder,
-    LinuxDeviceType, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// Paths Docker hides from containers (a bind of /dev/null on files, a read-only tmpfs on dirs).
@@ -241,4 +241,46 @@ mod tests {
         let back: Spec = serde_json::from_str(&json).expect("round trips");
         assert_eq!(back.hostname().as_deref(), Some("berth"));
     }
+}
+
+fn device_rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(Some(typ));
+    r.set_major(major);
+    r.set_minor(minor);
+    r.set_access(Some(access.to_string()));
+    r
+}
+
+/// Docker's default device cgroup: nothing but the default devices, pseudo-terminals and
+/// /dev/net/tun may be read or written; any node may be created (mknod) but not opened.
+pub fn docker_device_rules() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::{A, B, C};
+    vec![
+        device_rule(false, A, None, None, "rwm"),
+        device_rule(true, C, None, None, "m"),
+        device_rule(true, B, None, None, "m"),
+        device_rule(true, C, Some(1), Some(3), "rwm"),
+        device_rule(true, C, Some(1), Some(5), "rwm"),
+        device_rule(true, C, Some(1), Some(7), "rwm"),
+        device_rule(true, C, Some(1), Some(8), "rwm"),
+        device_rule(true, C, Some(1), Some(9), "rwm"),
+        device_rule(true, C, Some(5), Some(0), "rwm"),
+        device_rule(true, C, Some(5), Some(1), "rwm"),
+        device_rule(true, C, Some(5), Some(2), "rwm"),
+        device_rule(true, C, Some(136), None, "rwm"),
+        device_rule(true, C, Some(10), Some(200), "rwm"),
+    ]
+}
+
+/// A privileged container's device cgroup: everything.
+pub fn privileged_device_rules() -> Vec<LinuxDeviceCgroup> {
+    vec![device_rule(true, LinuxDeviceType::A, None, None, "rwm")]
 }

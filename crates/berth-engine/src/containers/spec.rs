@@ -554,9 +554,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         ));
         any = true;
     }
-    if any {
-        linux.set_resources(Some(res));
-    }
+    res.set_devices(Some(if hc.privileged {
+        defaults::privileged_device_rules()
+    } else {
+        defaults::docker_device_rules()
+    }));
+    let _ = any;
+    linux.set_resources(Some(res));
 
     // seccomp: Docker's default unless unconfined or privileged
     match seccomp_mode.as_deref() {

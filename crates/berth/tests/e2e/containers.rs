@@ -130,7 +130,13 @@ priv_test! {
         assert!(out.matches("Read-only file system").count() >= 2, "{out}");
         assert!(out.contains("permission denied") || out.contains("Operation not permitted"), "{out}");
         assert!(!out.contains("sda") && !out.contains("vda") && !out.contains("kmsg"), "no host devices: {out}");
-        // limits from the cgroup files (the container sees its own cgroup as root)
+        // the device cgroup: a node may be made, not opened (/dev/vcs, 7:0, opens on this host)
+        let probe = "mknod /tmp/vcs c 7 0 && (exec 3</tmp/vcs) 2>&1 && echo opened";
+        let (_, out, _) = code(b, &["run", "--rm", &f.img, "sh", "-c", probe]);
+        assert!(out.contains("Operation not permitted") && !out.contains("opened"), "devices denied: {out}");
+        let (_, out, _) = code(b, &["run", "--rm", "--privileged", &f.img, "sh", "-c", probe]);
+        assert!(out.contains("opened"), "privileged may open devices: {out}");
+                // limits from the cgroup files (the container sees its own cgroup as root)
         let s = b.ok(&["run", "--rm", "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5", &f.img, "sh", "-c",
             "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us"]);
         assert_eq!(s, "67108864\n20\n50000\n", "limits as the kernel sees them");
