@@ -214,35 +214,6 @@ pub fn base_spec() -> Spec {
         .expect("spec fields set")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_spec_has_docker_defaults() {
-        let s = base_spec();
-        let caps = s
-            .process()
-            .as_ref()
-            .and_then(|p| p.capabilities().clone())
-            .expect("caps");
-        assert_eq!(caps.bounding().as_ref().map(|b| b.len()), Some(14));
-        assert!(caps
-            .bounding()
-            .as_ref()
-            .is_some_and(|b| !b.contains(&Capability::SysAdmin)));
-        let linux = s.linux().as_ref().expect("linux");
-        assert!(linux
-            .masked_paths()
-            .as_ref()
-            .is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
-        assert_eq!(linux.namespaces().as_ref().map(Vec::len), Some(6));
-        let json = serde_json::to_string(&s).expect("serializes");
-        let back: Spec = serde_json::from_str(&json).expect("round trips");
-        assert_eq!(back.hostname().as_deref(), Some("berth"));
-    }
-}
-
 fn device_rule(
     allow: bool,
     typ: LinuxDeviceType,
@@ -283,4 +254,33 @@ pub fn docker_device_rules() -> Vec<LinuxDeviceCgroup> {
 /// A privileged container's device cgroup: everything.
 pub fn privileged_device_rules() -> Vec<LinuxDeviceCgroup> {
     vec![device_rule(true, LinuxDeviceType::A, None, None, "rwm")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_spec_has_docker_defaults() {
+        let s = base_spec();
+        let caps = s
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .expect("caps");
+        assert_eq!(caps.bounding().as_ref().map(|b| b.len()), Some(14));
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .is_some_and(|b| !b.contains(&Capability::SysAdmin)));
+        let linux = s.linux().as_ref().expect("linux");
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
+        assert_eq!(linux.namespaces().as_ref().map(Vec::len), Some(6));
+        let json = serde_json::to_string(&s).expect("serializes");
+        let back: Spec = serde_json::from_str(&json).expect("round trips");
+        assert_eq!(back.hostname().as_deref(), Some("berth"));
+    }
 }
