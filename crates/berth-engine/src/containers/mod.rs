@@ -365,7 +365,7 @@ impl Engine {
                 let _ = tx.send(s);
             }
         }
-        let mut sock = tokio::net::UnixStream::connect(dir.join("shim.sock"))
+        let mut sock = tokio::net::UnixStream::connect(shim::socket_path(&dir))
             .await
             .map_err(|e| {
                 EngineError::Internal(format!("connecting to the shim of {}: {e}", c.id))
@@ -809,7 +809,7 @@ impl Engine {
 }
 
 async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::UnixStream> {
-    let mut s = tokio::net::UnixStream::connect(dir.join("shim.sock")).await?;
+    let mut s = tokio::net::UnixStream::connect(shim::socket_path(&dir)).await?;
     s.write_all(
         format!(
             "{}\n",

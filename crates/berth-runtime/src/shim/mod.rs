@@ -6,7 +6,8 @@
 //! Files in the container's state directory:
 //! ```text
 //! shim.json        ShimConfig, written by the daemon
-//! shim.sock        attach / control socket
+//! shim.sock        attach / control socket (or /run/berth/shim/<hash>.sock when the state
+//!                  directory's path is too long for a unix socket address; see socket_path)
 //! state.json       {"pid", "shim_pid", "started_at"} once running
 //! exit.json        {"exit_code", "signal", "oom_killed", "finished_at"} once exited
 //! container-json.log[.N]
@@ -105,6 +106,22 @@ pub struct Ready {
     pub code: Option<u8>,
 }
 
+/// Where a container's shim listens: `DIR/shim.sock`, unless that path does not fit in a
+/// unix socket address (108 bytes), then `/run/berth/shim/<hash of DIR>.sock`.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    let direct = dir.join("shim.sock");
+    if direct.as_os_str().len() < 100 {
+        return direct;
+    }
+    // FNV-1a over the path: stable across processes, no extra dependency
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    PathBuf::from(format!("/run/berth/shim/{h:016x}.sock"))
+}
+
 /// Writes `data` to `path` atomically (temp file + fsync + rename).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -159,7 +176,10 @@ pub fn run(
                 format!("{}: {e}", spec_path.display()),
             )
         })?;
-    let sock_path = config.dir.join("shim.sock");
+    let sock_path = socket_path(&config.dir);
+    if let Some(parent) = sock_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path)?;
     listener.set_nonblocking(true)?;
@@ -705,4 +725,33 @@ pub fn sealed_self_copy() -> io::Result<(OwnedFd, PathBuf)> {
     )?;
     let path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd()));
     Ok((f.into(), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_paths_fit_a_unix_address() {
+        let short = Path::new("/var/lib/berth/containers/abc");
+        assert_eq!(socket_path(short), short.join("shim.sock"));
+        let long = PathBuf::from(format!(
+            "/tmp/berth-demo.XXXXXX/root/containers/{}",
+            "a".repeat(64)
+        ));
+        let p = socket_path(&long);
+        assert!(
+            p.starts_with("/run/berth/shim") && p.as_os_str().len() < 100,
+            "{}",
+            p.display()
+        );
+        assert_eq!(p, socket_path(&long), "stable");
+        let other = PathBuf::from(format!(
+            "/tmp/berth-demo.XXXXXX/root/containers/{}",
+            "b".repeat(64)
+        ));
+        assert_ne!(p, socket_path(&other));
+        let f = frame(1, b"hi");
+        assert_eq!(f, vec![1, 0, 0, 0, 2, b'h', b'i']);
+    }
 }
