@@ -47,8 +47,10 @@
 #          target dir is $CARGO_TARGET_DIR or the workspace's)
 #        RUNS=30 (per start/stop case, >= 30)  WARMUP=3  ROUNDS=3
 #        CHURN_N=100  CHURN_RUNS=5 (berth)  CHURN_RUNS_SLOW=3 (docker, podman)
-#        MEM_N=50  MEM_REPS=2  DROP_CACHES=1  QUIET_WAIT=90 (s to wait for other compilers to
-#          finish before a memory reading)
+#        MEM_N=50  MEM_REPS=2  DROP_CACHES=1
+#        QUIET_WAIT=60 / QUIET_WAIT_ROUND=20: seconds to wait (at most) for other people's
+#          compilers to finish before a memory reading / a round of timings
+#        NICE=-10: nice value of the script and everything it starts (all engines alike)
 #        ENGINES="berth docker podman runc crun"  DOCKER_BRIDGE=1 (0: dockerd --bridge=none)
 #        PORT (default: free)  KEEP_TMP=1  DOCKER (CLI, default /usr/bin/docker)
 # Network: the Debian mirror (apt-get) and 127.0.0.1 only.
@@ -66,7 +68,9 @@ CHURN_RUNS_SLOW="${CHURN_RUNS_SLOW:-3}"
 MEM_N="${MEM_N:-50}"
 MEM_REPS="${MEM_REPS:-2}"
 DROP_CACHES="${DROP_CACHES:-1}"
-QUIET_WAIT="${QUIET_WAIT:-90}"
+QUIET_WAIT="${QUIET_WAIT:-60}"
+QUIET_WAIT_ROUND="${QUIET_WAIT_ROUND:-20}"
+NICE="${NICE:--10}"
 ENGINES="${ENGINES:-berth docker podman runc crun}"
 DOCKER_BRIDGE="${DOCKER_BRIDGE:-1}"
 LBL="org.berth.bench"
@@ -150,8 +154,17 @@ RAW="$RES/run-$STAMP"
 mkdir -p "$RAW"
 log "temp dir $T  raw $RAW  date=$(date -u +%FT%TZ) kernel=$(uname -r) cpus=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# other people's compilers on this shared VM: sample once a second (reported with the results)
-busy_count() { pgrep -c -x 'rustc|clippy-driver|rustdoc|cc1|cc1plus|ld|ld.lld|cargo' 2>/dev/null || true; }
+# This VM is shared with other people's builds.  The script and everything it starts (daemons,
+# hyperfine, the engines) run at nice $NICE, the same for all engines, so that a build in the
+# background disturbs the timings less; and a sampler records when other compilers ran.
+renice -n "$NICE" -p $$ >/dev/null
+busy_count() { pgrep -c -x 'rustc|clippy-driver|rustdoc|cc1|cc1plus|ld|ld.lld' 2>/dev/null || true; }
+QUIET_NOTE=()
+wait_quiet() { # LABEL SECONDS: wait (bounded) until no compiler of someone else's build runs
+    local i
+    for ((i=0; i<$2; i++)); do [ "$(busy_count)" = 0 ] && return 0; sleep 1; done
+    QUIET_NOTE+=("$1"); log "other compilers still running at '$1' after $2 s"
+}
 ( while :; do echo "$(date +%s) $(busy_count) $(cut -d' ' -f1 /proc/loadavg)"; sleep 1; done ) >"$RAW/busy.log" 2>/dev/null &
 PIDS+=($!)
 
@@ -177,9 +190,17 @@ bad_hybrid() {
     [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] || return 1
     [ -n "$(tr -d ' \n' </sys/fs/cgroup/unified/cgroup.controllers)" ]
 }
+# One persistent namespace (bound to $T/ns/mnt) for all podman and crun commands, so that what
+# podman mounts there (overlays, /run/netns entries) is seen by its later commands.
 NOHY=()
 if bad_hybrid; then
-    NOHY=(unshare -m --propagation slave sh -c 'umount /sys/fs/cgroup/unified && exec "$@"' nohybrid)
+    NSD="$T/ns"; mkdir -p "$NSD"
+    mount --bind "$NSD" "$NSD"; mount --make-private "$NSD"
+    CLEANUP+=("umount '$NSD/mnt' 2>/dev/null; umount '$NSD' 2>/dev/null")
+    touch "$NSD/mnt"
+    unshare --mount="$NSD/mnt" --propagation slave true
+    nsenter --mount="$NSD/mnt" umount /sys/fs/cgroup/unified
+    NOHY=(nsenter --mount="$NSD/mnt")
 fi
 cgroup_mode() {
     case "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" in
@@ -301,8 +322,10 @@ P=(podman --root "$PROOT" --runroot "$PRUN")
 PN=("${NOHY[@]}" "${P[@]}")
 had_netavark=0
 for t in filter nat; do iptables-save -t "$t" 2>/dev/null | grep -q NETAVARK && had_netavark=1; done
-netavark_cleanup() { # remove the NETAVARK chains podman's network left, if the host had none
+had_podman0=0; ip link show podman0 >/dev/null 2>&1 && had_podman0=1
+netavark_cleanup() { # remove podman0 and the NETAVARK chains podman's network left, if the host had none
     local t r c
+    [ "$had_podman0" = 0 ] && ip link del podman0 2>/dev/null
     [ "$had_netavark" = 0 ] || return 0
     for t in filter nat; do
         iptables-save -t "$t" 2>/dev/null | grep -E '^-A [A-Z_]+ .*-j NETAVARK' | sed 's/^-A /-D /' \
@@ -391,6 +414,7 @@ run_cases() {
     local g="$1" n=${#C_ID[@]} r i k per args pre
     mkdir -p "$RAW/$g"
     for ((r=0; r<ROUNDS; r++)); do
+        wait_quiet "$g round $((r+1))" "$QUIET_WAIT_ROUND"
         log "[$g] round $((r+1))/$ROUNDS  load=$(cut -d' ' -f1-3 /proc/loadavg)"
         for ((i=0; i<n; i++)); do
             k=$(((i + r) % n))
@@ -488,17 +512,11 @@ cg_kb() { # memory cgroup (v1 or v2) usage of the cgroup of PID, kB
     if [ -r "$f" ]; then echo $(( $(cat "$f") / 1024 )); else echo 0; fi
 }
 sum_cg() { local s=0 p; for p in "$@"; do s=$((s + $(cg_kb "$p"))); done; echo "$s"; }
-QUIET_NOTE=()
-wait_quiet() { # wait (bounded) until no compiler of someone else's build is running
-    local i
-    for ((i=0; i<QUIET_WAIT; i++)); do [ "$(busy_count)" = 0 ] && return 0; sleep 1; done
-    QUIET_NOTE+=("$1"); log "other compilers still running at '$1' after ${QUIET_WAIT}s"
-}
 settle() { # LABEL
     sync
     [ "$DROP_CACHES" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
     sleep 2
-    wait_quiet "$1"
+    wait_quiet "$1" "$QUIET_WAIT"
     [ "$DROP_CACHES" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
     sleep 1
 }
@@ -599,6 +617,9 @@ unavail() { echo "unavailable: ${REASON[$1]}"; }
 memv() { jq -s --arg e "$1" "[.[] | select(.engine==\$e) | ($2)] | sort | if length==0 then empty else (if length%2==1 then .[(length-1)/2] else (.[length/2-1]+.[length/2])/2 end) end" "$MEMJ"; }
 mbf() { case "$1" in ""|null) echo "n/a" ;; *) awk -v v="$1" 'BEGIN{printf "%.2f MB", v}' ;; esac; }
 
+NQ_ROUNDS=() NQ_MEM=()
+for x in "${QUIET_NOTE[@]}"; do case "$x" in *" round "*) NQ_ROUNDS+=("$x") ;; *) NQ_MEM+=("$x") ;; esac; done
+list() { local IFS=,; echo "$*" | sed 's/,/, /g'; }
 BUSY_TOTAL=$(wc -l <"$RAW/busy.log"); BUSY_ON=$(awk '$2>0' "$RAW/busy.log" | wc -l)
 BUSY_PCT=$(awk -v a="$BUSY_ON" -v b="$BUSY_TOTAL" 'BEGIN{printf "%.0f", b ? 100*a/b : 0}')
 
@@ -629,7 +650,7 @@ SECTION="$T/section.md"
     echo "- Networks: berth has no bridge networking yet; its default network *is* \`none\` (a private netns with loopback only), so berth's two \`run --rm\` rows measure the same thing. docker: $DOCKER_NET. podman: its default network (netavark bridge podman0, 10.88.0.0/16). The runc/crun bundle gets a new netns (loopback down)."
     echo "- Namespaces: crun 1.8 refuses this hybrid cgroup host, so podman (runtime ${PODMAN_RT:-crun}) and \`crun run\` run inside a private mount namespace in which /sys/fs/cgroup/unified is unmounted (\`unshare -m --propagation slave\`); hyperfine itself runs in it, so no unshare is timed. podman uses a generated containers.conf with default_ulimits = the current hard limits (nofile $nofile, nproc $nproc), as this VM lacks CAP_SYS_RESOURCE."
     echo "- Method: hyperfine -N (no shell) with the daemons already running; every case in $ROUNDS rounds (one hyperfine call per case and round, $WARMUP warm-ups each, order of the cases rotated every round), all runs of a case pooled; **medians** with min–max and number of runs. \`run -d\`: the container of the previous run is removed in \`--prepare\`; \`stop -t 0\`: a fresh \`sleep 1000\` container is started in \`--prepare\` (neither is timed). \`sh -c true\` (fork+exec floor of hyperfine): $(fmt "$SH")."
-    echo "- Load: load average $LOAD_A at the start, $LOAD_END at the end. This VM is shared: other compilers (rustc, cc, ld) were running during ${BUSY_PCT}% of the script's seconds (\`busy.log\`), which adds noise, mostly to the slow engines' long runs."
+    echo "- Load: this VM is shared with other people's builds. Load average $LOAD_A at the start, $LOAD_END at the end; other compilers (rustc, cc, ld) ran during ${BUSY_PCT}% of the script's seconds (\`busy.log\`). To limit that: everything the script starts runs at nice $NICE (all engines alike), and each round first waits up to ${QUIET_WAIT_ROUND} s for those compilers to finish$([ ${#NQ_ROUNDS[@]} = 0 ] && echo ' (they always did)' || echo " (they had not at: $(list "${NQ_ROUNDS[@]}"))"). Rounds with rotation spread the remaining noise over all engines."
     echo
     echo "### Start to exit: \`run --rm IMG true\`"
     echo
@@ -665,7 +686,7 @@ SECTION="$T/section.md"
     echo
     echo "### Memory of $MEM_N idle \`sleep 1000\` containers"
     echo
-    echo "Per container, median of $MEM_REPS repetitions. Page cache dropped (\`sync; echo 3 > drop_caches\`) before every reading$([ "$DROP_CACHES" = 1 ] || echo ' (**not** this time: DROP_CACHES=0)'), and each reading waited (up to ${QUIET_WAIT} s) for other compilers on the VM to finish$([ ${#QUIET_NOTE[@]} = 0 ] && echo ' (they did every time)' || echo "; they were still running at: ${QUIET_NOTE[*]} -- treat host-wide figures there with care")."
+    echo "Per container, median of $MEM_REPS repetitions. Page cache dropped (\`sync; echo 3 > drop_caches\`) before every reading$([ "$DROP_CACHES" = 1 ] || echo ' (**not** this time: DROP_CACHES=0)'), and each reading waited (up to ${QUIET_WAIT} s) for other compilers on the VM to finish$([ ${#NQ_MEM[@]} = 0 ] && echo ' (they did every time)' || echo "; they were still running at: $(list "${NQ_MEM[@]}") -- host-wide figures (ΔMemAvailable, Δused) there are noisy; the PSS and cgroup columns are not affected")."
     echo "Supervisor: berth's per-container shim, containerd-shim-runc-v2 (docker), conmon (podman)."
     echo
     echo "| engine | ΔMemAvailable | Δused (free) | freed by rm -f | ΔSUnreclaim | supervisor PSS | container process PSS | container memory cgroup | daemon RSS growth | start $MEM_N / rm -f $MEM_N |"

@@ -39,6 +39,22 @@ pub enum ApiClientError {
     Decode(#[source] serde_json::Error),
 }
 
+/// Turns an error response into [`ApiClientError::Api`] with Docker's `message`.
+async fn api_error(resp: Response<Incoming>) -> ApiClientError {
+    let status = resp.status();
+    let bytes = match resp.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return ApiClientError::Http(e),
+    };
+    let message = serde_json::from_slice::<ErrorResponse>(&bytes)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
+    ApiClientError::Api {
+        status: status.as_u16(),
+        message,
+    }
+}
+
 /// The client.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
@@ -101,20 +117,7 @@ impl ApiClient {
             .await
             .map_err(ApiClientError::Http)?;
         if resp.status().is_client_error() || resp.status().is_server_error() {
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(ApiClientError::Http)?
-                .to_bytes();
-            let message = serde_json::from_slice::<ErrorResponse>(&bytes)
-                .map(|e| e.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(ApiClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(api_error(resp).await);
         }
         Ok(resp)
     }
@@ -212,20 +215,7 @@ impl ApiClient {
             .await
             .map_err(ApiClientError::Http)?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(ApiClientError::Http)?
-                .to_bytes();
-            let message = serde_json::from_slice::<ErrorResponse>(&bytes)
-                .map(|e| e.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(ApiClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(api_error(resp).await);
         }
         let upgraded = hyper::upgrade::on(resp)
             .await

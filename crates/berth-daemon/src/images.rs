@@ -28,25 +28,9 @@ use crate::error::{chain, ApiError};
 pub(crate) type AppState = Arc<Engine>;
 
 fn rfc3339(unix: i64) -> String {
-    // civil-from-days (Howard Hinnant), UTC
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    // the shim's log timestamps and inspect times share one formatter
+    let full = berth_runtime::shim::log::format_time(unix, 0);
+    format!("{}Z", &full[..19])
 }
 
 /// Parses the leading `YYYY-MM-DDTHH:MM:SS` of an RFC 3339 time into Unix seconds.
