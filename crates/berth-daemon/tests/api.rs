@@ -98,7 +98,7 @@ async fn errors_are_docker_shaped_with_the_right_status() {
         StatusCode::BAD_REQUEST,
         "unsupported prune filters are refused, not ignored"
     );
-    let (s, v) = call(&e, Method::GET, "/containers/json").await;
+    let (s, v) = call(&e, Method::GET, "/networks").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["message"].is_string());
 }

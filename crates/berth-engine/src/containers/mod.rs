@@ -809,7 +809,7 @@ impl Engine {
 }
 
 async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::UnixStream> {
-    let mut s = tokio::net::UnixStream::connect(shim::socket_path(&dir)).await?;
+    let mut s = tokio::net::UnixStream::connect(shim::socket_path(dir)).await?;
     s.write_all(
         format!(
             "{}\n",
