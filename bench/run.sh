@@ -48,8 +48,9 @@
 #        RUNS=30 (per start/stop case, >= 30)  WARMUP=3  ROUNDS=3
 #        CHURN_N=100  CHURN_RUNS=5 (berth)  CHURN_RUNS_SLOW=3 (docker, podman)
 #        MEM_N=50  MEM_REPS=2  DROP_CACHES=1
-#        QUIET_WAIT=60 / QUIET_WAIT_ROUND=20: seconds to wait (at most) for other people's
-#          compilers to finish before a memory reading / a round of timings
+#        QUIET_WAIT=60 / QUIET_WAIT_ROUND=30: (about) seconds to wait at most for other people's
+#          compilers to finish and the CPUs to be < QUIET_CPU=25 % busy before a memory
+#          reading / a round of timings
 #        NICE=-10: nice value of the script and everything it starts (all engines alike)
 #        ENGINES="berth docker podman runc crun"  DOCKER_BRIDGE=1 (0: dockerd --bridge=none)
 #        PORT (default: free)  KEEP_TMP=1  DOCKER (CLI, default /usr/bin/docker)
@@ -69,7 +70,8 @@ MEM_N="${MEM_N:-50}"
 MEM_REPS="${MEM_REPS:-2}"
 DROP_CACHES="${DROP_CACHES:-1}"
 QUIET_WAIT="${QUIET_WAIT:-60}"
-QUIET_WAIT_ROUND="${QUIET_WAIT_ROUND:-20}"
+QUIET_WAIT_ROUND="${QUIET_WAIT_ROUND:-30}"
+QUIET_CPU="${QUIET_CPU:-25}"
 NICE="${NICE:--10}"
 ENGINES="${ENGINES:-berth docker podman runc crun}"
 DOCKER_BRIDGE="${DOCKER_BRIDGE:-1}"
@@ -147,7 +149,9 @@ BERTH="$(readlink -f "$BERTH")"
 
 mkdir -p "$RES"
 # Short on purpose: berth's shim binds DIR/containers/<64-hex id>/shim.sock, which must fit in
-# sun_path (107 bytes), so berth's --root may be at most 21 characters long (berth bug).
+# sun_path (107 bytes) -- i.e. a --root of at most 21 characters.  Builds before 1694462 failed
+# with a longer root; newer ones move the socket to /run/berth/shim then, which the short root
+# avoids too, so that every berth is measured on its usual path.
 T="$(mktemp -d /var/tmp/rb.XXXXXX)"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RAW="$RES/run-$STAMP"
@@ -160,10 +164,19 @@ log "temp dir $T  raw $RAW  date=$(date -u +%FT%TZ) kernel=$(uname -r) cpus=$(np
 renice -n "$NICE" -p $$ >/dev/null
 busy_count() { pgrep -c -x 'rustc|clippy-driver|rustdoc|cc1|cc1plus|ld|ld.lld' 2>/dev/null || true; }
 QUIET_NOTE=()
-wait_quiet() { # LABEL SECONDS: wait (bounded) until no compiler of someone else's build runs
-    local i
-    for ((i=0; i<$2; i++)); do [ "$(busy_count)" = 0 ] && return 0; sleep 1; done
-    QUIET_NOTE+=("$1"); log "other compilers still running at '$1' after $2 s"
+cpu_busy() { # percent of CPU time not idle during the next second, all CPUs
+    local a b
+    read -ra a </proc/stat; sleep 1; read -ra b </proc/stat
+    awk -v t0="$(IFS=+; echo $(( ${a[*]:1} )))" -v t1="$(IFS=+; echo $(( ${b[*]:1} )))" \
+        -v i0=$(( a[4] + a[5] )) -v i1=$(( b[4] + b[5] )) 'BEGIN{d=t1-t0; printf "%d", d ? 100*(d-(i1-i0))/d : 0}'
+}
+wait_quiet() { # LABEL SECONDS: wait (bounded) until no compiler runs and the CPUs are mostly idle
+    local end=$((SECONDS + $2))   # (this script's own processes are idle whenever it is called)
+    while :; do
+        if [ "$(busy_count)" = 0 ]; then [ "$(cpu_busy)" -lt "$QUIET_CPU" ] && return 0; else sleep 1; fi
+        [ "$SECONDS" -lt "$end" ] || break
+    done
+    QUIET_NOTE+=("$1"); log "not quiet at '$1' after $2 s (other compilers running or CPUs >= $QUIET_CPU % busy)"
 }
 ( while :; do echo "$(date +%s) $(busy_count) $(cut -d' ' -f1 /proc/loadavg)"; sleep 1; done ) >"$RAW/busy.log" 2>/dev/null &
 PIDS+=($!)
@@ -648,9 +661,9 @@ SECTION="$T/section.md"
     echo "- Versions: berth $BERTH_VERSION; docker ${DOCKER_VERSION:-n/a} with CLI $("$DOCKER" --version 2>/dev/null | awk '{print $3}' | tr -d ,); podman ${PODMAN_VERSION:-n/a}; runc $RUNC_VERSION; crun $CRUN_VERSION; hyperfine $(hyperfine --version | awk '{print $2}')."
     echo "- Image: berth's busybox fixture (\`berth-fixture oci-layout\`, Debian's busybox-static, $IMG_LAYERS layers, $IMG_SIZE B compressed), pushed to Debian's docker-registry on $REG; berth, docker and podman all pulled this same image. runc/crun: an OCI bundle from \`runc spec\` (terminal off, args [\"true\"]) with the image's flattened rootfs (\`docker export\`)."
     echo "- Networks: berth has no bridge networking yet; its default network *is* \`none\` (a private netns with loopback only), so berth's two \`run --rm\` rows measure the same thing. docker: $DOCKER_NET. podman: its default network (netavark bridge podman0, 10.88.0.0/16). The runc/crun bundle gets a new netns (loopback down)."
-    echo "- Namespaces: crun 1.8 refuses this hybrid cgroup host, so podman (runtime ${PODMAN_RT:-crun}) and \`crun run\` run inside a private mount namespace in which /sys/fs/cgroup/unified is unmounted (\`unshare -m --propagation slave\`); hyperfine itself runs in it, so no unshare is timed. podman uses a generated containers.conf with default_ulimits = the current hard limits (nofile $nofile, nproc $nproc), as this VM lacks CAP_SYS_RESOURCE."
+    echo "- Namespaces: crun 1.8 refuses this hybrid cgroup host, so podman (runtime ${PODMAN_RT:-crun}) and \`crun run\` run inside one private mount namespace in which /sys/fs/cgroup/unified is unmounted (\`unshare -m --propagation slave\`, kept open and entered with \`nsenter\`); hyperfine itself runs in it, so nothing of this is timed. podman uses a generated containers.conf with default_ulimits = the current hard limits (nofile $nofile, nproc $nproc), as this VM lacks CAP_SYS_RESOURCE."
     echo "- Method: hyperfine -N (no shell) with the daemons already running; every case in $ROUNDS rounds (one hyperfine call per case and round, $WARMUP warm-ups each, order of the cases rotated every round), all runs of a case pooled; **medians** with min–max and number of runs. \`run -d\`: the container of the previous run is removed in \`--prepare\`; \`stop -t 0\`: a fresh \`sleep 1000\` container is started in \`--prepare\` (neither is timed). \`sh -c true\` (fork+exec floor of hyperfine): $(fmt "$SH")."
-    echo "- Load: this VM is shared with other people's builds. Load average $LOAD_A at the start, $LOAD_END at the end; other compilers (rustc, cc, ld) ran during ${BUSY_PCT}% of the script's seconds (\`busy.log\`). To limit that: everything the script starts runs at nice $NICE (all engines alike), and each round first waits up to ${QUIET_WAIT_ROUND} s for those compilers to finish$([ ${#NQ_ROUNDS[@]} = 0 ] && echo ' (they always did)' || echo " (they had not at: $(list "${NQ_ROUNDS[@]}"))"). Rounds with rotation spread the remaining noise over all engines."
+    echo "- Load: this VM is shared with other people's builds. Load average $LOAD_A at the start, $LOAD_END at the end; other compilers (rustc, cc, ld) ran during ${BUSY_PCT}% of the script's seconds (\`busy.log\`). To limit that: everything the script starts runs at nice $NICE (all engines alike), and each round first waits up to ${QUIET_WAIT_ROUND} s for those compilers to finish and the CPUs to be under ${QUIET_CPU} % busy$([ ${#NQ_ROUNDS[@]} = 0 ] && echo ' (they always did)' || echo " (they had not at: $(list "${NQ_ROUNDS[@]}"); those rounds ran anyway)"). Rounds with rotation spread the remaining noise over all engines."
     echo
     echo "### Start to exit: \`run --rm IMG true\`"
     echo
@@ -686,7 +699,7 @@ SECTION="$T/section.md"
     echo
     echo "### Memory of $MEM_N idle \`sleep 1000\` containers"
     echo
-    echo "Per container, median of $MEM_REPS repetitions. Page cache dropped (\`sync; echo 3 > drop_caches\`) before every reading$([ "$DROP_CACHES" = 1 ] || echo ' (**not** this time: DROP_CACHES=0)'), and each reading waited (up to ${QUIET_WAIT} s) for other compilers on the VM to finish$([ ${#NQ_MEM[@]} = 0 ] && echo ' (they did every time)' || echo "; they were still running at: $(list "${NQ_MEM[@]}") -- host-wide figures (ΔMemAvailable, Δused) there are noisy; the PSS and cgroup columns are not affected")."
+    echo "Per container, median of $MEM_REPS repetitions. Page cache dropped (\`sync; echo 3 > drop_caches\`) before every reading$([ "$DROP_CACHES" = 1 ] || echo ' (**not** this time: DROP_CACHES=0)'), and each reading waited (up to about ${QUIET_WAIT} s) for other compilers on the VM to finish and the CPUs to be under ${QUIET_CPU} % busy$([ ${#NQ_MEM[@]} = 0 ] && echo ' (they did every time)' || echo "; they were still running at: $(list "${NQ_MEM[@]}") -- host-wide figures (ΔMemAvailable, Δused) there are noisy; the PSS and cgroup columns are not affected")."
     echo "Supervisor: berth's per-container shim, containerd-shim-runc-v2 (docker), conmon (podman)."
     echo
     echo "| engine | ΔMemAvailable | Δused (free) | freed by rm -f | ΔSUnreclaim | supervisor PSS | container process PSS | container memory cgroup | daemon RSS growth | start $MEM_N / rm -f $MEM_N |"

@@ -29,6 +29,9 @@ pub struct GlobalArgs {
     pub debug: bool,
 }
 
+/// `berth daemon`'s exit code when another daemon holds the root's lock.
+pub const LOCKED_EXIT: i32 = 3;
+
 /// Default state directory.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 /// Default socket.
@@ -109,6 +112,17 @@ impl GlobalArgs {
                 return Ok(());
             }
             if let Some(status) = child.try_wait()? {
+                // Another daemon holds the root: one that is starting (another client won the
+                // race) or one that is dying (killed, its lock not yet released). Wait a
+                // moment and try again; whichever it is, a daemon answers soon.
+                if status.code() == Some(LOCKED_EXIT) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if client.ping().await {
+                        return Ok(());
+                    }
+                    child = cmd.spawn().context("starting the berth daemon")?;
+                    continue;
+                }
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(5).collect();
                 bail!(

@@ -88,8 +88,14 @@ pub async fn run(args: Args, g: &GlobalArgs) -> Result<u8> {
         },
         socket: g.socket()?,
     };
-    berth_daemon::serve(config).await?;
-    Ok(0)
+    match berth_daemon::serve(config).await {
+        Ok(()) => Ok(0),
+        Err(e @ berth_daemon::DaemonError::Locked { .. }) => {
+            crate::output::error(&e.to_string());
+            Ok(crate::context::LOCKED_EXIT as u8)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
