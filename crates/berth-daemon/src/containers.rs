@@ -746,3 +746,80 @@ pub(crate) async fn prune(
         serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
     ))
 }
+
+/// `POST /containers/{id}/pause`
+pub(crate) async fn pause(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    engine.pause_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/unpause`
+pub(crate) async fn unpause(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    engine.unpause_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct RenameQuery {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /containers/{id}/rename?name=`
+pub(crate) async fn rename(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RenameQuery>,
+) -> Result<StatusCode, ApiError> {
+    engine.rename_container(&id, &q.name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /containers/{id}/top`: the host's `ps -ef` rows of the container's processes.
+pub(crate) async fn top(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pids = engine.container_pids(&id)?;
+    let out = tokio::process::Command::new("ps")
+        .arg("-ef")
+        .output()
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("running ps: {e}"),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let titles: Vec<String> = header.split_whitespace().map(str::to_string).collect();
+    let pid_col = titles.iter().position(|t| t == "PID").unwrap_or(1);
+    let mut processes = Vec::new();
+    for l in lines {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        if fields.len() < titles.len() {
+            continue;
+        }
+        if fields
+            .get(pid_col)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+        {
+            let mut row: Vec<String> = fields[..titles.len() - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            row.push(fields[titles.len() - 1..].join(" "));
+            processes.push(row);
+        }
+    }
+    Ok(Json(
+        serde_json::json!({"Titles": titles, "Processes": processes}),
+    ))
+}

@@ -75,6 +75,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/top", get(containers::top))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

@@ -64,6 +64,14 @@ enum Command {
     Ps(commands::containers::PsArgs),
     /// Return low-level information on containers or images
     Inspect(commands::containers::InspectArgs),
+    /// Pause all processes within one or more containers
+    Pause(commands::containers::ContainersArg),
+    /// Unpause all processes within one or more containers
+    Unpause(commands::containers::ContainersArg),
+    /// Rename a container
+    Rename(commands::containers::RenameArgs),
+    /// Display the running processes of a container
+    Top(commands::containers::TopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(commands::containers::ContainerCommand),
@@ -142,6 +150,10 @@ fn main() -> ExitCode {
             Command::Ps(a) => commands::containers::ps(a, &g).await,
             Command::Inspect(a) => commands::containers::inspect(a, &g).await,
             Command::Container(c) => commands::containers::dispatch(c, &g).await,
+            Command::Pause(a) => commands::containers::pause(a, &g).await,
+            Command::Unpause(a) => commands::containers::unpause(a, &g).await,
+            Command::Rename(a) => commands::containers::rename(a, &g).await,
+            Command::Top(a) => commands::containers::top(a, &g).await,
             Command::Pull(a) => commands::pull::run(a, &g).await,
             Command::Images(a) => commands::images::list(a, &g).await,
             Command::Image(c) => commands::images::dispatch(c, &g).await,

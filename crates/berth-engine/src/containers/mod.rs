@@ -647,7 +647,12 @@ impl Engine {
         key: &str,
         timeout: Option<i64>,
     ) -> Result<bool, EngineError> {
-        let c = self.containers.find(key)?;
+        let mut c = self.containers.find(key)?;
+        if c.state == State::Paused {
+            // frozen processes cannot act on signals: thaw first, as docker does
+            self.unpause_container(&c.id).await?;
+            c = self.containers.find(&c.id)?;
+        }
         if c.state != State::Running {
             return Ok(false);
         }
@@ -703,6 +708,9 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(c.id.clone());
+            if c.state == State::Paused {
+                let _ = self.unpause_container(&c.id).await;
+            }
             if c.state == State::Restarting {
                 let mut c2 = c.clone();
                 c2.state = State::Exited;
@@ -873,4 +881,99 @@ fn parse_size(s: &str) -> Option<u64> {
         _ => return None,
     };
     Some((n * mult as f64) as u64)
+}
+
+impl Engine {
+    fn cgroup_of(&self, id: &str) -> Result<berth_runtime::cgroup::Cgroup, EngineError> {
+        berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
+            .and_then(|m| m.with_parent(&self.config().cgroup_parent))
+            .and_then(|m| m.open(id))
+            .map_err(|e| EngineError::Internal(format!("cgroup of {id}: {e}")))
+    }
+
+    /// `docker pause`: freezes every process of the container.
+    pub async fn pause_container(&self, key: &str) -> Result<(), EngineError> {
+        let mut c = self.containers.find(key)?;
+        match c.state {
+            State::Running => {}
+            State::Paused => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is already paused",
+                    c.id
+                )))
+            }
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )))
+            }
+        }
+        let cg = self.cgroup_of(&c.id)?;
+        tokio::task::spawn_blocking(move || cg.freeze())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(format!("freezing {}: {e}", c.id)))?;
+        c.state = State::Paused;
+        self.containers.update(&c)?;
+        self.live.notify(&c.id);
+        Ok(())
+    }
+
+    /// `docker unpause`.
+    pub async fn unpause_container(&self, key: &str) -> Result<(), EngineError> {
+        let mut c = self.containers.find(key)?;
+        if c.state != State::Paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
+        }
+        let cg = self.cgroup_of(&c.id)?;
+        tokio::task::spawn_blocking(move || cg.thaw())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(format!("thawing {}: {e}", c.id)))?;
+        c.state = State::Running;
+        self.containers.update(&c)?;
+        self.live.notify(&c.id);
+        Ok(())
+    }
+
+    /// `docker rename`.
+    pub fn rename_container(&self, key: &str, new_name: &str) -> Result<(), EngineError> {
+        let mut c = self.containers.find(key)?;
+        let n = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !valid_name(n) {
+            return Err(EngineError::Invalid(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Ok(other) = self.containers.find(n) {
+            if other.name == n {
+                return Err(EngineError::Conflict(format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+        }
+        c.name = n.to_string();
+        self.containers.update(&c)
+    }
+
+    /// The container's processes (host pids), for `top`.
+    pub fn container_pids(&self, key: &str) -> Result<Vec<i32>, EngineError> {
+        let c = self.containers.find(key)?;
+        if !matches!(c.state, State::Running | State::Paused) {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let cg = self.cgroup_of(&c.id)?;
+        let pids = cg
+            .procs()
+            .map_err(|e| EngineError::Internal(format!("listing processes of {}: {e}", c.id)))?;
+        Ok(pids.into_iter().map(|p| p.as_raw_nonzero().get()).collect())
+    }
 }

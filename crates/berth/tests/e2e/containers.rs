@@ -182,7 +182,26 @@ priv_test! {
         let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "-f", "{{json .State}}", "sleeper"])).expect("state");
         assert_eq!(v["ExitCode"], 137);
         assert_eq!(v["Running"], false);
-        // rm -f of a running container
+        // pause / unpause / top / rename
+        b.ok(&["start", "sleeper"]);
+        std::thread::sleep(Duration::from_millis(200));
+        b.ok(&["pause", "sleeper"]);
+        assert!(b.ok(&["ps"]).contains("(Paused)"));
+        let freezer = format!("/sys/fs/cgroup/freezer/berth/{id}/freezer.state");
+        if std::path::Path::new(&freezer).exists() {
+            assert_eq!(std::fs::read_to_string(&freezer).expect("freezer").trim(), "FROZEN", "the kernel froze it");
+        }
+        let (c, _, err) = code(b, &["pause", "sleeper"]);
+        assert_eq!(c, 1, "{err}");
+        b.ok(&["unpause", "sleeper"]);
+        let top = b.ok(&["top", "sleeper"]);
+        assert!(top.starts_with("UID") && top.contains("sh -c"), "{top}");
+        b.ok(&["rename", "sleeper", "napper"]);
+        assert!(b.ok(&["ps"]).contains("napper"));
+        b.ok(&["rename", "napper", "sleeper"]);
+        b.ok(&["kill", "sleeper"]);
+        b.ok(&["wait", "sleeper"]);
+                // rm -f of a running container
         b.ok(&["start", "sleeper"]);
         b.ok(&["rm", "-f", "sleeper"]);
         assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty());
