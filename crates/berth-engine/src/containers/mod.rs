@@ -601,7 +601,8 @@ impl Engine {
                     State::Running | State::Paused | State::Restarting
                 ),
                 WaitCondition::NextExit => {
-                    *rx.borrow() != start_gen && current.state == State::Exited
+                    current.state == State::Exited
+                        && (*rx.borrow() != start_gen || just_exited(&current.finished_at))
                 }
                 WaitCondition::Removed => false,
             };
@@ -829,6 +830,20 @@ async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::
     Ok(s)
 }
 
+/// Whether an exit happened in the last two seconds. `docker run` asks for the next exit
+/// concurrently with starting the container; a container that is faster than that request
+/// has already exited when it arrives, and that exit is the one the client means.
+fn just_exited(finished_at: &str) -> bool {
+    let Some(t) = shim::log::parse_time(finished_at) else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    (0.0..2.0).contains(&(now - t))
+}
+
 /// `--log-opt max-size/max-file` → rotation settings.
 pub fn log_config(req: &CreateRequest) -> Result<LogConfig, EngineError> {
     let lc = &req.host_config.log_config;
@@ -975,5 +990,50 @@ impl Engine {
             .procs()
             .map_err(|e| EngineError::Internal(format!("listing processes of {}: {e}", c.id)))?;
         Ok(pids.into_iter().map(|p| p.as_raw_nonzero().get()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_recent_exits() {
+        assert_eq!(shim::log::parse_time("1970-01-01T00:00:01.5Z"), Some(1.5));
+        assert_eq!(
+            shim::log::parse_time("2023-11-14T22:13:20.000000000Z"),
+            Some(1_700_000_000.0)
+        );
+        assert!(just_exited(&now()));
+        assert!(!just_exited("2023-11-14T22:13:20Z"));
+        assert!(!just_exited(ZERO_TIME));
+    }
+
+    #[test]
+    fn log_options() {
+        let mut req = CreateRequest::default();
+        req.host_config
+            .log_config
+            .config
+            .insert("max-size".into(), "1k".into());
+        req.host_config
+            .log_config
+            .config
+            .insert("max-file".into(), "2".into());
+        assert_eq!(
+            log_config(&req).expect("valid"),
+            LogConfig {
+                max_size: 1024,
+                max_files: 2
+            }
+        );
+        req.host_config
+            .log_config
+            .config
+            .insert("max-file".into(), "0".into());
+        assert!(log_config(&req).is_err());
+        let mut req = CreateRequest::default();
+        req.host_config.log_config.kind = "syslog".into();
+        assert!(log_config(&req).is_err());
     }
 }

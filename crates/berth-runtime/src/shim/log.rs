@@ -62,6 +62,32 @@ pub fn format_time(unix: i64, nanos: u32) -> String {
     )
 }
 
+/// Unix seconds of an RFC 3339 UTC time (`2026-11-23T07:00:00.123Z`).
+pub fn parse_time(s: &str) -> Option<f64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d, hh, mm, ss) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + (153 * mp + 2) / 5 + d - 1;
+    let days = era * 146_097 + doe - 719_468;
+    let frac = s
+        .get(19..)
+        .and_then(|f| f.strip_prefix('.'))
+        .map(|f| f.trim_end_matches('Z'))
+        .and_then(|f| format!("0.{f}").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
+}
+
 fn escape_json(out: &mut Vec<u8>, data: &[u8]) {
     let s = String::from_utf8_lossy(data);
     for c in s.chars() {
