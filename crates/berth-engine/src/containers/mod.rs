@@ -395,7 +395,9 @@ impl Engine {
             } else {
                 125
             };
-            // the shim records the exit; make sure the record reflects the failure
+            // the shim records the exit; make sure the record reflects the failure, and let
+            // the shim finish writing into the directory before anyone may remove it
+            wait_for_shim(run.shim_pid).await;
             c.exit_code = code as i64;
             c.error = e.to_string();
             self.containers.update(&c)?;
@@ -737,6 +739,13 @@ impl Engine {
             }
         }
         let dir = self.container_dir(&c.id);
+        // a shim still finishing (a failed start) writes into the directory: let it end first
+        if let Some(run) = std::fs::read(dir.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RunState>(&b).ok())
+        {
+            wait_for_shim(run.shim_pid).await;
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| EngineError::Internal(format!("removing {}: {e}", dir.display())))?;
@@ -828,6 +837,23 @@ async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::
     )
     .await?;
     Ok(s)
+}
+
+/// Waits (up to 2 s, then SIGKILL) for a shim process to end.
+async fn wait_for_shim(shim_pid: i32) {
+    for _ in 0..200 {
+        if !shim::alive(shim_pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = shim::send_signal(shim_pid, 9);
+    for _ in 0..100 {
+        if !shim::alive(shim_pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Whether an exit happened in the last two seconds. `docker run` asks for the next exit

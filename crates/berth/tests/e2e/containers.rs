@@ -90,7 +90,7 @@ priv_test! {
         let out = child.wait_with_output().expect("wait");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "piped input\n");
         // --rm leaves nothing
-        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "", "{}", b.ok(&["ps", "-a", "--no-trunc"]));
         let dirs: Vec<_> = std::fs::read_dir(b.root.path().join("containers")).expect("dir").collect();
         assert!(dirs.is_empty(), "no container directory left");
     }
