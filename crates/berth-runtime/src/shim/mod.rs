@@ -18,6 +18,7 @@
 //! stdout/stderr towards the client, 3 is a resize (`rows u16, cols u16`), 4 closes stdin.
 
 pub mod log;
+pub mod zygote;
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -664,6 +665,10 @@ pub fn main(config_path: &Path) -> i32 {
     }
     let _ = rustix::process::setsid();
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // how tools find a container's shim, executed or forked by the zygote: the name
+    // `berth-shim` and the container's state directory as working directory
+    let _ = rustix::thread::set_name(c"berth-shim");
+    let _ = std::env::set_current_dir(&config.dir);
     // our stdout is the daemon's report pipe: keep it as `ready`, point fd 1 at /dev/null
     let ready = match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3) {
         Ok(fd) => fd,
