@@ -123,13 +123,18 @@ pub fn socket_path(dir: &Path) -> PathBuf {
     PathBuf::from(format!("/run/berth/shim/{h:016x}.sock"))
 }
 
-/// Writes `data` to `path` atomically (temp file + fsync + rename).
+/// Writes `data` to `path` atomically (temp file + rename): a reader sees the old file or the
+/// whole new one, also after a `kill -9` of the writer.
+///
+/// No fsync, on purpose: these are records of processes (state.json, exit.json). After a host
+/// crash the processes are gone whatever the records say, and the daemon's reconcile marks such
+/// a container exited; an fsync would buy nothing there but costs milliseconds on every start
+/// and exit (much more on a busy disk).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
 }
@@ -271,6 +276,10 @@ pub fn run(
         }
     };
     let pid = created.pid;
+    // an idle shim should hold little memory: the spec is not needed any more, and what
+    // parsing it allocated goes back to the kernel
+    drop(spec);
+    crate::sys::trim_heap();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid)
             .ok_or_else(|| io::Error::other("invalid container pid"))?,
@@ -416,6 +425,7 @@ pub fn run(
                                 match created.start() {
                                     Ok(()) => {
                                         started = true;
+                                        crate::sys::trim_heap();
                                         serde_json::json!({"ok": true})
                                     }
                                     Err(e) => serde_json::json!({"error": error_chain(&e)}),
