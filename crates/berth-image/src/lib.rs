@@ -4,6 +4,8 @@
 
 pub mod digest;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod platform;
 pub mod pull;
