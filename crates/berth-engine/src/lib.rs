@@ -2,7 +2,9 @@
 //! remove, prune, disk usage). Containers, volumes and networks join here as they arrive.
 
 pub mod containers;
+pub mod events;
 pub mod images;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,6 +85,7 @@ pub struct Engine {
     puller: Puller,
     containers: containers::ContainerStore,
     live: containers::Live,
+    events: events::EventBus,
 }
 
 impl Engine {
@@ -102,6 +105,7 @@ impl Engine {
             puller,
             containers,
             live: Default::default(),
+            events: Default::default(),
         })
     }
 
@@ -113,6 +117,11 @@ impl Engine {
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The event bus (`GET /events`).
+    pub fn events(&self) -> &events::EventBus {
+        &self.events
     }
 
     /// The content store.

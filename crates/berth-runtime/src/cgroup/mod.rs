@@ -53,8 +53,8 @@ pub use devices::{BpfInsn, DeviceProgram};
 pub use error::CgroupError;
 pub use fs::{CgroupFs, HostCgroupFs};
 pub use stats::{
-    system_cpu_usage, BlkioEntry, BlkioStats, CgroupStats, CpuStats, FreezerState, Limit,
-    MemoryStats, PidsStats,
+    host_memory_bytes, system_cpu_usage, BlkioEntry, BlkioStats, CgroupStats, CpuStats,
+    FreezerState, Limit, MemoryStats, PidsStats,
 };
 
 use fs as cgfs;

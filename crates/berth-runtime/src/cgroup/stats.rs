@@ -189,6 +189,25 @@ pub fn system_cpu_usage(proc_root: &Path) -> Result<(u64, u32), CgroupError> {
     parse_proc_stat(&path, &text)
 }
 
+/// The host's memory in bytes (`MemTotal` of `<proc_root>/meminfo`): Docker's memory limit of
+/// a container without one.
+pub fn host_memory_bytes(proc_root: &Path) -> Result<u64, CgroupError> {
+    let path = proc_root.join("meminfo");
+    let text = std::fs::read_to_string(&path).map_err(|source| CgroupError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let kib = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim())
+        .ok_or_else(|| CgroupError::Parse {
+            path: path.clone(),
+            content: text.lines().next().unwrap_or("").to_owned(),
+        })?;
+    Ok(parse_u64(&path, kib)?.saturating_mul(1024))
+}
+
 /// See [`system_cpu_usage`].
 pub(crate) fn parse_proc_stat(path: &Path, text: &str) -> Result<(u64, u32), CgroupError> {
     let mut total = None;
@@ -242,5 +261,6 @@ mod tests {
     fn real_proc_stat_reads() {
         let (total, cpus) = system_cpu_usage(Path::new("/proc")).unwrap();
         assert!(total > 0 && cpus >= 1);
+        assert!(host_memory_bytes(Path::new("/proc")).unwrap() > 1 << 20);
     }
 }
