@@ -36,8 +36,10 @@ fn parse_timestamp(name: &str, v: &str) -> Result<i64, ApiError> {
             "invalid {name} timestamp {v:?}: use Unix seconds (1700000000 or 1700000000.123456789) or RFC 3339"
         ))
     };
-    if let Some(t) = berth_runtime::shim::log::parse_time(v) {
-        return Ok((t * 1e9) as i64);
+    if v.contains('-') && v.contains('T') {
+        return berth_runtime::shim::log::parse_time(v)
+            .map(|t| (t * 1e9) as i64)
+            .ok_or_else(bad);
     }
     let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
     let secs: i64 = secs.parse().map_err(|_| bad())?;
@@ -279,6 +281,10 @@ mod tests {
             Some(12_000_000_000)
         );
         assert!(parse_timestamp("since", "yesterday").is_err());
+        assert_eq!(
+            parse_timestamp("since", "1795428000.123456789").ok(),
+            Some(1_795_428_000_123_456_789)
+        );
         let f = parse_filters(Some(
             r#"{"type":["container"],"event":{"die":true,"x":false}}"#,
         ))
