@@ -140,6 +140,7 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    let daemon = matches!(cli.command, Command::Daemon(_));
     let code = rt.block_on(async move {
         let g = cli.global;
         let result = match cli.command {
@@ -182,5 +183,9 @@ fn main() -> ExitCode {
             }
         }
     });
+    if !daemon {
+        // a read of our stdin (attach) cannot be cancelled: do not wait for it
+        rt.shutdown_background();
+    }
     ExitCode::from(code)
 }

@@ -196,11 +196,14 @@ pub fn run(
         rustix::pty::unlockpt(&master)?;
         let name = rustix::pty::ptsname(&master, Vec::new())?;
         let path = PathBuf::from(name.to_string_lossy().into_owned());
-        let slave: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)?
-            .into();
+        // O_NOCTTY: the shim leads its own session, and opening a terminal there would make
+        // it the shim's controlling terminal, which the container's init could then not claim
+        let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true).write(true),
+            rustix::fs::OFlags::NOCTTY.bits() as i32,
+        )
+        .open(&path)?
+        .into();
         let master_out = master.try_clone()?;
         (
             Some(master),
@@ -476,8 +479,10 @@ pub fn run(
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
         if exited.is_none() || !revents[1].is_empty() {
+            // any child (wait4(-1)): `waitpid(None)` is wait4(0), this process group only,
+            // which misses a terminal's init (it leads its own session)
             while let Ok(Some((p, status))) =
-                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+                rustix::process::wait(rustix::process::WaitOptions::NOHANG)
             {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
