@@ -155,7 +155,7 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
-    /// Override the key sequence for detaching a container
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q; with -it)
     #[arg(long = "detach-keys")]
     detach_keys: Option<String>,
     #[command(flatten)]
