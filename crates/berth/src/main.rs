@@ -183,9 +183,10 @@ fn main() -> ExitCode {
             }
         }
     });
-    if !daemon {
-        // a read of our stdin (attach) cannot be cancelled: do not wait for it
-        rt.shutdown_background();
+    if !daemon && commands::attach::STDIN_FORWARDED.load(std::sync::atomic::Ordering::SeqCst) {
+        // a read of our stdin (attach) cannot be cancelled: let pending output finish, but
+        // do not wait for a key press
+        rt.shutdown_timeout(std::time::Duration::from_millis(200));
     }
     ExitCode::from(code)
 }

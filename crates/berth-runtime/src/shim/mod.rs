@@ -479,14 +479,24 @@ pub fn run(
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
         if exited.is_none() || !revents[1].is_empty() {
-            // any child (wait4(-1)): `waitpid(None)` is wait4(0), this process group only,
-            // which misses a terminal's init (it leads its own session)
             while let Ok(Some((p, status))) =
-                rustix::process::wait(rustix::process::WaitOptions::NOHANG)
+                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
             {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
                     // give the pipes a moment to drain what was written before exit
+                    drain_deadline =
+                        Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
+                }
+            }
+            // `waitpid(None)` is wait4(0), this process group only: a terminal's init leads
+            // its own session, so it is asked for by pid
+            if exited.is_none() && config.tty {
+                if let Ok(Some((_, status))) = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(pid),
+                    rustix::process::WaitOptions::NOHANG,
+                ) {
+                    exited = Some(exit_of(status));
                     drain_deadline =
                         Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
                 }

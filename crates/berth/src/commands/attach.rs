@@ -56,6 +56,10 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// Set once stdin is being read for an attach stream: that read cannot be cancelled, so the
+/// CLI must not wait for it when it exits.
+pub static STDIN_FORWARDED: AtomicBool = AtomicBool::new(false);
+
 /// Copies our stdin to the attach stream. With a terminal (`watch_keys`) it also follows the
 /// detach sequence, which the daemon acts on: the returned flag says the user typed it.
 pub fn forward_stdin<W>(
@@ -70,6 +74,7 @@ where
         .map(|k| parse_detach_keys(k).unwrap_or_else(|_| vec![16, 17]))
         .map(DetachMatcher::new);
     let flag = detached.clone();
+    STDIN_FORWARDED.store(true, Ordering::SeqCst);
     let task = tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 4096];
