@@ -303,5 +303,26 @@ priv_test! {
         assert_eq!(c, Some(4));
         drop(keyboard);
         b.ok(&["rm", "-f", "dk"]);
+        // start -ai: input reaches the shell, the detach keys work there too, the exit code
+        b.ok(&["create", "-it", "--name", "st", &f.img, "sh"]);
+        let mut child = on_terminal(b, &["start", "-ai", "--detach-keys", "ctrl-@", "st"]);
+        wait_running(b, "st");
+        std::thread::sleep(Duration::from_millis(700));
+        let mut keyboard = child.stdin.take().expect("stdin");
+        keyboard.write_all(b"echo started-$((3*3))\n").expect("types");
+        std::thread::sleep(Duration::from_millis(500));
+        keyboard.write_all(b"\x00").expect("types ctrl-@");
+        let (c, screen) = finish(child, Duration::from_secs(10));
+        assert_eq!(c, Some(0), "{screen}");
+        assert!(screen.contains("started-9"), "{screen}");
+        assert_eq!(inspect(b, "st")["State"]["Running"], true);
+        let mut child = on_terminal(b, &["attach", "st"]);
+        std::thread::sleep(Duration::from_millis(1000));
+        let mut keyboard = child.stdin.take().expect("stdin");
+        keyboard.write_all(b"exit 7\n").expect("types");
+        let (c, _) = finish(child, Duration::from_secs(10));
+        assert_eq!(c, Some(7));
+        drop(keyboard);
+        b.ok(&["rm", "st"]);
     }
 }
