@@ -186,6 +186,28 @@ priv_test! {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.lines().any(|l| l.contains(" container create ") && l.contains("name=live")), "{text}");
         assert!(!text.contains("name=ev"), "no replay without --since: {text}");
+        // the rest of the lifecycle, and image events
+        let since = format!("{:.3}", unix_now() - 0.1);
+        let id = b.ok(&["run", "-d", "--name", "cycle", &f.img, "sleep", "60"]).trim().to_string();
+        b.ok(&["pause", "cycle"]);
+        b.ok(&["unpause", "cycle"]);
+        b.ok(&["rename", "cycle", "cycled"]);
+        b.ok(&["restart", "-t", "0", "cycled"]);
+        b.ok(&["stop", "-t", "0", "cycled"]);
+        b.ok(&["rm", "cycled"]);
+        b.ok(&["tag", &f.img, "again:v1"]);
+        b.ok(&["rmi", "-f", "again:v1"]);
+        let until = format!("{:.3}", unix_now());
+        let got = b.ok(&["events", "--since", &since, "--until", &until, "-f", &format!("container={id}"), "--format", "{{.Action}}"]);
+        // (stop sends SIGTERM, then SIGKILL at the timeout: each is a kill event)
+        let got: Vec<&str> = got.lines().filter(|a| *a != "kill").collect();
+        assert_eq!(got, ["create", "start", "pause", "unpause", "rename", "die", "stop", "start", "restart", "die", "stop", "destroy"]);
+        let renamed = b.ok(&["events", "--since", &since, "--until", &until, "-f", "event=rename"]);
+        assert!(renamed.contains("oldName=/cycle") && renamed.contains("name=cycled"), "{renamed}");
+        let killed = b.ok(&["events", "--since", &since, "--until", &until, "-f", "event=kill", "--format", "{{.Actor.Attributes.signal}}"]);
+        assert!(killed.starts_with("15\n") && killed.lines().all(|s| s == "15" || s == "9"), "{killed}");
+        let images = b.ok(&["events", "--since", &since, "--until", &until, "-f", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+        assert!(images.starts_with("tag again:v1\nuntag sha256:"), "{images}");
         let (c, _, err) = code(b, &["events", "--since", "yesterday"]);
         assert_ne!(c, 0);
         assert!(err.contains("invalid timestamp"), "{err}");
