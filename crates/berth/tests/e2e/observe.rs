@@ -208,6 +208,16 @@ priv_test! {
         assert!(killed.starts_with("15\n") && killed.lines().all(|s| s == "15" || s == "9"), "{killed}");
         let images = b.ok(&["events", "--since", &since, "--until", &until, "-f", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
         assert!(images.starts_with("tag again:v1\nuntag sha256:"), "{images}");
+        // the OOM killer: oom, then die with 137
+        let since = format!("{:.3}", unix_now() - 0.1);
+        let (c, _, _) = code(b, &["run", "--rm", "--name", "hog", "--memory", "8m", "--memory-swap", "8m", &f.img, "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived"]);
+        assert_eq!(c, 137);
+        let until = format!("{:.3}", unix_now());
+        let hog = b.ok(&["events", "--since", &since, "--until", &until, "-f", "container=hog", "-f", "event=oom", "-f", "event=die", "--format", "json"]);
+        let hog: Vec<serde_json::Value> = hog.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        assert_eq!(hog.len(), 2, "{hog:?}");
+        assert_eq!((&hog[0]["Action"], &hog[1]["Action"]), (&"oom".into(), &"die".into()));
+        assert_eq!(hog[1]["Actor"]["Attributes"]["exitCode"], "137");
         let (c, _, err) = code(b, &["events", "--since", "yesterday"]);
         assert_ne!(c, 0);
         assert!(err.contains("invalid timestamp"), "{err}");
