@@ -279,6 +279,7 @@ pub async fn run(args: StatsArgs, g: &GlobalArgs) -> Result<u8> {
     let mut readers: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     let tty = output::stdout_is_tty();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut first = true;
     loop {
         for n in &names {
             if readers.contains_key(n) {
@@ -313,12 +314,14 @@ pub async fn run(args: StatsArgs, g: &GlobalArgs) -> Result<u8> {
                 }),
             );
         }
-        tokio::time::sleep(Duration::from_millis(if readers.is_empty() {
-            0
+        // the first screen as soon as the first samples are in, then one a second
+        let pause = if first && !readers.is_empty() {
+            300
         } else {
             1000
-        }))
-        .await;
+        };
+        first = false;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         if let Some(message) = errors.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             output::err(&format!("Error response from daemon: {message}"));
             return Ok(1);

@@ -134,6 +134,13 @@ priv_test! {
         let s = api_json(b, "/containers/idle/stats?stream=false");
         assert_eq!(s["read"], "0001-01-01T00:00:00Z");
         assert!(b.ok(&["stats", "--no-stream", "-a"]).contains(" idle "));
+        // nothing running: the empty table, still once a second
+        let mut child = b.command(&["stats"]).stdout(Stdio::piped()).spawn().expect("stats runs");
+        std::thread::sleep(Duration::from_millis(2500));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        let screens = String::from_utf8_lossy(&out.stdout).matches("CONTAINER ID").count();
+        assert!((2..=4).contains(&screens), "{screens} screens in 2.5 s");
         let (c, _, err) = code(b, &["stats", "--no-stream", "nosuch"]);
         assert_eq!(c, 1);
         assert!(err.contains("No such container"), "{err}");
