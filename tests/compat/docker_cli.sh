@@ -29,6 +29,25 @@ docker stop -t 0 compat-sleeper >/dev/null
 [ "$(docker inspect -f '{{.State.ExitCode}}' compat-sleeper)" = 137 ] || fail "stop -t 0 kills (137)"
 docker rm "$id" >/dev/null
 [ -z "$(docker ps -aq)" ] || fail "rm left a container"
+# stats, attach and events
+since=$(date +%s.%N)
+docker run -d --name compat-stats -m 64m "$ref" sleep 30 >/dev/null
+docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' compat-stats | grep -q '^compat-stats .* / 64MiB$' \
+  || fail "stats --no-stream shows the -m limit"
+docker stats --no-stream | grep -q '^CONTAINER ID *NAME *CPU % *MEM USAGE / LIMIT *MEM % *NET I/O *BLOCK I/O *PIDS$' \
+  || fail "stats --no-stream prints docker's columns"
+docker rm -f compat-stats >/dev/null
+docker run -d --name compat-attach "$ref" sh -c 'sleep 2; echo attached; exit 6' >/dev/null
+set +e
+out=$(docker attach compat-attach); rc=$?
+set -e
+[ "$out" = attached ] && [ "$rc" = 6 ] || fail "attach shows the output and exits with the container's code (got $rc: $out)"
+docker rm compat-attach >/dev/null
+actions=$(docker events --since "$since" --until "$(date +%s.%N)" --filter container=compat-stats --format '{{.Action}}' | tr '\n' ' ')
+[ "$actions" = "create start kill die destroy " ] || fail "events --since/--until replays a lifecycle (got: $actions)"
+line=$(docker events --since "$since" --until "$(date +%s.%N)" --filter event=die --filter container=compat-attach)
+echo "$line" | grep -q '^20[0-9-]*T[0-9:.]*[+Z].* container die [0-9a-f]\{64\} (.*exitCode=6, .*name=compat-attach)$' \
+  || fail "events prints docker's line with the exit code (got: $line)"
 docker system df | grep -q '^Images' || fail "system df"
 docker image prune -a -f | grep -q 'Total reclaimed space' || fail "prune"
 [ -z "$(docker images -q)" ] || fail "prune -a left images"

@@ -1,6 +1,7 @@
 """docker-py (Debian's python3-docker) against a berth daemon: the image calls it makes."""
 import os
 import sys
+import time
 
 import docker
 
@@ -45,6 +46,24 @@ ctr.reload()
 assert ctr.status == "exited", ctr.status
 ctr.remove()
 assert c.containers.list(all=True) == []
+
+since = int(time.time())
+ctr = c.containers.run(f"{ref}:latest", ["sh", "-c", "while true; do :; done"], detach=True, mem_limit="64m")
+s = ctr.stats(stream=False)
+assert s["memory_stats"]["limit"] == 64 * 1024 * 1024, s["memory_stats"]
+assert s["memory_stats"]["usage"] > 0, s["memory_stats"]
+assert s["cpu_stats"]["cpu_usage"]["total_usage"] > s["precpu_stats"]["cpu_usage"]["total_usage"], s
+assert s["cpu_stats"]["system_cpu_usage"] > s["precpu_stats"]["system_cpu_usage"], s
+assert s["cpu_stats"]["online_cpus"] >= 1 and s["pids_stats"]["current"] >= 1, s
+assert s["name"] == "/" + ctr.name and s["id"] == ctr.id, s
+assert "networks" not in s, s
+ctr.remove(force=True)
+events = list(c.events(decode=True, since=since, until=int(time.time()) + 1, filters={"container": ctr.id}))
+assert [e["Action"] for e in events] == ["create", "start", "kill", "die", "destroy"], events
+die = events[3]
+assert die["Type"] == "container" and die["status"] == "die" and die["id"] == ctr.id, die
+assert die["Actor"]["Attributes"]["exitCode"] == "137", die
+assert die["Actor"]["Attributes"]["name"] == ctr.name and die["from"] == f"{ref}:latest", die
 
 df = c.df()
 assert df["LayersSize"] > 0 and len(df["Images"]) == 1, df

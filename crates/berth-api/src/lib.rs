@@ -3,7 +3,10 @@
 
 pub mod client;
 pub mod containers;
+pub mod detach_keys;
+pub mod events;
 pub mod images;
+pub mod stats;
 pub mod system;
 
 pub use client::{ApiClient, ApiClientError};

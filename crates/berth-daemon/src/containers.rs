@@ -82,8 +82,7 @@ pub(crate) async fn restart(
     Path(id): Path<String>,
     Query(q): Query<StopQuery>,
 ) -> Result<StatusCode, ApiError> {
-    engine.stop_container(&id, q.t.or(q.timeout)).await?;
-    engine.start_container(&id).await?;
+    engine.restart_container(&id, q.t.or(q.timeout)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -597,6 +596,8 @@ pub(crate) struct AttachQuery {
     stderr: Option<String>,
     #[serde(default)]
     stream: Option<String>,
+    #[serde(default, rename = "detachKeys")]
+    detach_keys: Option<String>,
 }
 
 /// `POST /containers/{id}/attach`: upgrades the connection and relays stdio through the shim.
@@ -616,6 +617,10 @@ pub(crate) async fn attach(
     let want_out = truthy(&q.stdout);
     let want_err = truthy(&q.stderr);
     let tty = c.config.config.tty;
+    let keys = berth_api::detach_keys::parse_detach_keys(q.detach_keys.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // as in Docker, the sequence is looked for in a terminal's input only
+    let detach = (tty && want_in).then(|| berth_api::detach_keys::DetachMatcher::new(keys));
     let upgrade = hyper::upgrade::on(&mut req);
     let cid = c.id.clone();
     tokio::spawn(async move {
@@ -640,6 +645,7 @@ pub(crate) async fn attach(
             want_out,
             want_err,
             tty,
+            detach,
         )
         .await;
     });
@@ -665,6 +671,7 @@ async fn relay<C>(
     want_out: bool,
     want_err: bool,
     tty: bool,
+    mut detach: Option<berth_api::detach_keys::DetachMatcher>,
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -682,12 +689,24 @@ async fn relay<C>(
                     std::future::pending::<()>().await;
                 }
                 Ok(n) => {
+                    use berth_api::detach_keys::Scan;
+                    let (data, detached) = match detach.as_mut().map(|m| m.feed(&buf[..n])) {
+                        None => (buf[..n].to_vec(), false),
+                        Some(Scan::Pass(d)) => (d, false),
+                        Some(Scan::Detach(d)) => (d, true),
+                    };
                     if want_in
+                        && !data.is_empty()
                         && sw
-                            .write_all(&berth_runtime::shim::frame(0, &buf[..n]))
+                            .write_all(&berth_runtime::shim::frame(0, &data))
                             .await
                             .is_err()
                     {
+                        return;
+                    }
+                    if detached {
+                        // the session ends; the container and its stdin stay as they are
+                        tracing::debug!("attach client detached with its key sequence");
                         return;
                     }
                 }

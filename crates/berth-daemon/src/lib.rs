@@ -3,6 +3,7 @@
 
 mod containers;
 pub mod error;
+mod events;
 mod images;
 mod system;
 
@@ -59,6 +60,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
         .route("/auth", post(system::auth))
+        .route("/events", get(events::events))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
@@ -79,6 +81,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(events::stats))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

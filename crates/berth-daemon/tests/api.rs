@@ -123,3 +123,75 @@ async fn empty_store_answers() {
         (StatusCode::OK, serde_json::Value::String("OK".into()))
     );
 }
+
+#[tokio::test]
+async fn events_replay_filter_and_end_at_until() {
+    let (_d, e) = engine();
+    e.events().publish(
+        "image",
+        "tag",
+        "sha256:abc",
+        [("name".to_string(), "bb:v1".to_string())].into(),
+    );
+    e.events()
+        .publish("container", "create", "c0ffee", Default::default());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let until = format!("{:.9}", now + 0.001);
+    // since 0 replays both; until in the past ends the stream at once
+    let (s, v) = call(
+        &e,
+        Method::GET,
+        &format!("/v1.41/events?since=0&until={until}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().expect("a stream of JSON lines").to_owned();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["Type"], "image");
+    assert_eq!(lines[0]["Actor"]["Attributes"]["name"], "bb:v1");
+    assert_eq!(lines[1]["status"], "create");
+    // filters as docker sends them
+    let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D"; // {"type":["container"]}
+    let (_, v) = call(
+        &e,
+        Method::GET,
+        &format!("/events?since=0&until={until}&filters={filters}"),
+    )
+    .await;
+    let text = v
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string());
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("c0ffee"));
+    // without since: nothing from before
+    let (_, v) = call(&e, Method::GET, &format!("/events?until={until}")).await;
+    assert_eq!(v.as_str(), Some(""));
+    // bad input
+    let (s, v) = call(&e, Method::GET, "/events?since=yesterday").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().expect("message").contains("since"));
+    let (s, _) = call(
+        &e,
+        Method::GET,
+        "/events?until=1&filters=%7B%22colour%22%3A%5B%22x%22%5D%7D",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = call(&e, Method::GET, "/containers/nosuch/stats?stream=false").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(
+        &e,
+        Method::GET,
+        "/containers/nosuch/stats?stream=true&one-shot=true",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -54,12 +54,25 @@ impl Engine {
             .map(str::parse::<Platform>)
             .transpose()
             .map_err(ImageError::from)?;
+        let shown = familiar_string(&match &reference.digest {
+            Some(d) => format!("{}@{d}", reference.repository()),
+            None => reference.tagged().unwrap_or_else(|| reference.repository()),
+        });
+        let name = reference.familiar_repository();
         let req = PullRequest {
             reference,
             platform,
             credentials,
         };
-        Ok(self.puller.pull(&req, tx).await?)
+        let outcome = self.puller.pull(&req, tx).await?;
+        self.image_event("pull", &shown, &name);
+        Ok(outcome)
+    }
+
+    /// Publishes an image event (`Actor.ID` and its `name` attribute as Docker sets them).
+    fn image_event(&self, action: &str, id: &str, name: &str) {
+        let attributes = std::collections::BTreeMap::from([("name".to_owned(), name.to_owned())]);
+        self.events().publish("image", action, id, attributes);
     }
 
     /// Tags of a remote repository (for `pull --all-tags`).
@@ -120,12 +133,31 @@ impl Engine {
             .tagged()
             .expect("normalized reference without digest has a tag");
         self.store.set_tag(&tagged, &img.id)?;
+        self.image_event("tag", &img.id.to_string(), &familiar_string(&tagged));
         Ok(())
     }
 
     /// `rmi NAME`: untags, and deletes the image when nothing names it any more.
     pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Removed>, EngineError> {
         let img = self.store.resolve(name)?;
+        let out = self.remove_image_inner(&img, name, force).await?;
+        let id = img.id.to_string();
+        for r in &out {
+            match r {
+                Removed::Untagged(_) => self.image_event("untag", &id, &id),
+                Removed::Deleted(d) if *d == id => self.image_event("delete", &id, &id),
+                Removed::Deleted(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    async fn remove_image_inner(
+        &self,
+        img: &ImageRecord,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<Removed>, EngineError> {
         let mut out = Vec::new();
         let users = self.containers.using_image(&img.id.to_string())?;
         if let Some(user) = users.first() {
@@ -218,7 +250,10 @@ impl Engine {
                 outcome.removed.push(Removed::Untagged(familiar_string(n)));
             }
             self.store.delete_image(&img.id)?;
-            outcome.removed.push(Removed::Deleted(img.id.to_string()));
+            let id = img.id.to_string();
+            self.image_event("untag", &id, &id);
+            self.image_event("delete", &id, &id);
+            outcome.removed.push(Removed::Deleted(id));
         }
         let report = self.store.gc().await?;
         outcome

@@ -2,7 +2,9 @@
 //! remove, prune, disk usage). Containers, volumes and networks join here as they arrive.
 
 pub mod containers;
+pub mod events;
 pub mod images;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +87,7 @@ pub struct Engine {
     live: containers::Live,
     /// The shim fork server (started from `shim_exe`; `None` until started or after it broke).
     zygote: std::sync::Mutex<Option<berth_runtime::shim::zygote::Zygote>>,
+    events: events::EventBus,
 }
 
 impl Engine {
@@ -112,6 +115,7 @@ impl Engine {
             puller,
             containers,
             live: Default::default(),
+            events: Default::default(),
         })
     }
 
@@ -123,6 +127,11 @@ impl Engine {
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The event bus (`GET /events`).
+    pub fn events(&self) -> &events::EventBus {
+        &self.events
     }
 
     /// The content store.

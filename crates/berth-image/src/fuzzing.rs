@@ -55,7 +55,10 @@ pub fn unpack(data: &[u8]) {
         .filter(|p| p != &dest)
         .collect();
     let _ = remove_all(&base);
-    assert!(outside.is_empty(), "unpacking wrote outside the snapshot: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "unpacking wrote outside the snapshot: {outside:?}"
+    );
 }
 
 fn scratch_dir() -> PathBuf {

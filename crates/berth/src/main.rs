@@ -72,6 +72,12 @@ enum Command {
     Rename(commands::containers::RenameArgs),
     /// Display the running processes of a container
     Top(commands::containers::TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(commands::attach::AttachArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(commands::stats::StatsArgs),
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(commands::containers::ContainerCommand),
@@ -139,6 +145,7 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    let daemon = matches!(cli.command, Command::Daemon(_));
     let code = rt.block_on(async move {
         let g = cli.global;
         let result = match cli.command {
@@ -159,6 +166,9 @@ fn main() -> ExitCode {
             Command::Unpause(a) => commands::containers::unpause(a, &g).await,
             Command::Rename(a) => commands::containers::rename(a, &g).await,
             Command::Top(a) => commands::containers::top(a, &g).await,
+            Command::Attach(a) => commands::attach::run(a, &g).await,
+            Command::Stats(a) => commands::stats::run(a, &g).await,
+            Command::Events(a) => commands::events::run(a, &g).await,
             Command::Pull(a) => commands::pull::run(a, &g).await,
             Command::Images(a) => commands::images::list(a, &g).await,
             Command::Image(c) => commands::images::dispatch(c, &g).await,
@@ -178,5 +188,10 @@ fn main() -> ExitCode {
             }
         }
     });
+    if !daemon && commands::attach::STDIN_FORWARDED.load(std::sync::atomic::Ordering::SeqCst) {
+        // a read of our stdin (attach) cannot be cancelled: let pending output finish, but
+        // do not wait for a key press
+        rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    }
     ExitCode::from(code)
 }

@@ -66,6 +66,13 @@ pub fn stdout_is_tty() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stdout())
 }
 
+/// Text to stdout as is (no newline added), flushed: for screens redrawn in place.
+pub fn out_raw(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes());
+    let _ = o.flush();
+}
+
 /// Docker's human sizes (`4.26MB`, 3 significant digits, SI units).
 pub fn human_size(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];

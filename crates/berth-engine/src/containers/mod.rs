@@ -228,7 +228,12 @@ impl Engine {
             .prepare_container(&id, &name, &dir, &image, &image_config, req)
             .await;
         match result {
-            Ok(warnings) => Ok((id, warnings)),
+            Ok(warnings) => {
+                if let Ok(c) = self.containers.find(&id) {
+                    self.container_event(&c, "create", &[]);
+                }
+                Ok((id, warnings))
+            }
             Err(e) => {
                 // nothing half-made: no directory, no record, no cgroup
                 let _ = std::fs::remove_dir_all(&dir);
@@ -457,6 +462,7 @@ impl Engine {
         c.error.clear();
         c.oom_killed = false;
         self.containers.update(&c)?;
+        self.container_event(&c, "start", &[]);
         self.live.notify(&c.id);
         self.watch_shim(c.id.clone(), run.shim_pid);
         Ok(true)
@@ -622,6 +628,24 @@ impl Engine {
         c.pid = 0;
         c.shim_pid = 0;
         let _ = self.containers.update(&c);
+        if c.oom_killed {
+            self.container_event(&c, "oom", &[]);
+        }
+        let ran_for = match (
+            shim::log::parse_time(&c.started_at),
+            shim::log::parse_time(&c.finished_at),
+        ) {
+            (Some(a), Some(b)) if b >= a => format!("{}", (b - a) as i64),
+            _ => "0".to_owned(),
+        };
+        self.container_event(
+            &c,
+            "die",
+            &[
+                ("exitCode", c.exit_code.to_string()),
+                ("execDuration", ran_for),
+            ],
+        );
         self.live.notify(id);
         let stopped_on_purpose = self
             .live
@@ -738,7 +762,9 @@ impl Engine {
                 .insert(c.id.clone());
         }
         shim::send_signal(c.pid as i32, sig)
-            .map_err(|e| EngineError::Internal(format!("signalling {}: {e}", c.id)))
+            .map_err(|e| EngineError::Internal(format!("signalling {}: {e}", c.id)))?;
+        self.container_event(&c, "kill", &[("signal", sig.to_string())]);
+        Ok(())
     }
 
     /// `docker stop`: the stop signal, then SIGKILL after the timeout. Returns false if it was
@@ -770,7 +796,9 @@ impl Engine {
             .and_then(spec::signal_number)
             .unwrap_or(15);
         let secs = timeout.or(c.config.config.stop_timeout).unwrap_or(10);
-        let _ = shim::send_signal(c.pid as i32, sig);
+        if shim::send_signal(c.pid as i32, sig).is_ok() {
+            self.container_event(&c, "kill", &[("signal", sig.to_string())]);
+        }
         let waited = if secs < 0 {
             self.wait_container(&c.id, WaitCondition::NotRunning)
                 .await
@@ -784,14 +812,18 @@ impl Engine {
             {
                 Ok(r) => r.map(|_| ()),
                 Err(_) => {
-                    let _ = shim::send_signal(c.pid as i32, 9);
+                    if shim::send_signal(c.pid as i32, 9).is_ok() {
+                        self.container_event(&c, "kill", &[("signal", "9".into())]);
+                    }
                     self.wait_container(&c.id, WaitCondition::NotRunning)
                         .await
                         .map(|_| ())
                 }
             }
         };
-        waited.map(|_| true)
+        waited?;
+        self.container_event(&c, "stop", &[]);
+        Ok(true)
     }
 
     /// `docker rm`: refuses a running container unless forced.
@@ -817,7 +849,9 @@ impl Engine {
                 c2.state = State::Exited;
                 self.containers.update(&c2)?;
             } else {
-                let _ = shim::send_signal(c.pid as i32, 9);
+                if shim::send_signal(c.pid as i32, 9).is_ok() {
+                    self.container_event(&c, "kill", &[("signal", "9".into())]);
+                }
                 let _ = tokio::time::timeout(
                     Duration::from_secs(10),
                     self.wait_container(&c.id, WaitCondition::NotRunning),
@@ -880,6 +914,7 @@ impl Engine {
             removed.insert(c.id.clone(), final_exit);
         }
         self.containers.delete(&c.id)?;
+        self.container_event(&c, "destroy", &[]);
         self.live.notify(&c.id);
         self.live
             .stopping
@@ -897,6 +932,7 @@ impl Engine {
     ) -> Result<tokio::net::UnixStream, EngineError> {
         let c = self.containers.find(key)?;
         let dir = self.container_dir(&c.id);
+        self.container_event(&c, "attach", &[]);
         if c.state == State::Running {
             return connect_attach(&dir, stdin)
                 .await
@@ -1053,7 +1089,20 @@ impl Engine {
         warm_cgroup_migration();
     }
 
-    fn cgroup_of(&self, id: &str) -> Result<berth_runtime::cgroup::Cgroup, EngineError> {
+    /// Publishes a container event with Docker's attributes: name, image, the labels, and
+    /// `extra` (exitCode, signal, ...).
+    fn container_event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut attributes = c.config.config.labels.clone();
+        attributes.insert("name".into(), c.name.clone());
+        attributes.insert("image".into(), c.image.clone());
+        for (k, v) in extra {
+            attributes.insert((*k).to_owned(), v.clone());
+        }
+        self.events()
+            .publish("container", action, &c.id, attributes);
+    }
+
+    pub(crate) fn cgroup_of(&self, id: &str) -> Result<berth_runtime::cgroup::Cgroup, EngineError> {
         berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
             .and_then(|m| m.with_parent(&self.config().cgroup_parent))
             .and_then(|m| m.open(id))
@@ -1085,6 +1134,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("freezing {}: {e}", c.id)))?;
         c.state = State::Paused;
         self.containers.update(&c)?;
+        self.container_event(&c, "pause", &[]);
         self.live.notify(&c.id);
         Ok(())
     }
@@ -1105,6 +1155,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("thawing {}: {e}", c.id)))?;
         c.state = State::Running;
         self.containers.update(&c)?;
+        self.container_event(&c, "unpause", &[]);
         self.live.notify(&c.id);
         Ok(())
     }
@@ -1126,8 +1177,23 @@ impl Engine {
                 )));
             }
         }
-        c.name = n.to_string();
-        self.containers.update(&c)
+        let old = std::mem::replace(&mut c.name, n.to_string());
+        self.containers.update(&c)?;
+        self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `docker restart`: stop (if running), start, and Docker's `restart` event.
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), EngineError> {
+        self.stop_container(key, timeout).await?;
+        self.start_container(key).await?;
+        let c = self.containers.find(key)?;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
     }
 
     /// The container's processes (host pids), for `top`.

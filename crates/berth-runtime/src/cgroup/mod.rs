@@ -52,7 +52,10 @@ pub use detect::{CgroupMode, Controller};
 pub use devices::{BpfInsn, DeviceProgram};
 pub use error::CgroupError;
 pub use fs::{CgroupFs, HostCgroupFs};
-pub use stats::{CgroupStats, CpuStats, FreezerState, Limit, MemoryStats, PidsStats};
+pub use stats::{
+    host_memory_bytes, system_cpu_usage, BlkioEntry, BlkioStats, CgroupStats, CpuStats,
+    FreezerState, Limit, MemoryStats, PidsStats,
+};
 
 use fs as cgfs;
 use v1::V1Cgroup;
@@ -375,11 +378,13 @@ impl Cgroup {
                 memory: v1.memory_stats(fs)?,
                 cpu: v1.cpu_stats(fs)?,
                 pids: v1.pids_stats(fs)?,
+                blkio: v1.blkio_stats(fs)?,
             }),
             Layout::V2(v2) => Ok(CgroupStats {
                 memory: v2.memory_stats(fs)?,
                 cpu: v2.cpu_stats(fs)?,
                 pids: v2.pids_stats(fs)?,
+                blkio: v2.blkio_stats(fs)?,
             }),
         }
     }

@@ -721,7 +721,45 @@ fn cgroup_v1_stats() {
         )
         .unwrap();
     f.fake.set("pids/berth/c1/pids.current", "3").unwrap();
+    f.fake
+        .set(
+            "cpu,cpuacct/berth/c1/cpuacct.usage_percpu",
+            "100000000 23456789 \n",
+        )
+        .unwrap();
+    f.fake
+        .set(
+            "blkio/berth/c1/blkio.throttle.io_service_bytes_recursive",
+            "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 12288\n8:0 Total 12288\nTotal 12288\n",
+        )
+        .unwrap();
+    f.fake
+        .set(
+            "blkio/berth/c1/blkio.throttle.io_serviced_recursive",
+            "8:0 Read 1\n8:0 Write 2\nTotal 3\n",
+        )
+        .unwrap();
     let stats = cgroup.stats().unwrap();
+    let blkio = stats.blkio.clone().unwrap();
+    assert_eq!(
+        blkio.service_bytes.len(),
+        5,
+        "Total without a device is dropped"
+    );
+    assert_eq!(
+        blkio.service_bytes[1],
+        BlkioEntry {
+            major: 8,
+            minor: 0,
+            op: "Write".into(),
+            value: 8192
+        }
+    );
+    assert_eq!(blkio.serviced[0].value, 1);
+    assert_eq!(
+        stats.cpu.as_ref().unwrap().percpu_ns,
+        vec![100_000_000, 23_456_789]
+    );
     let memory = stats.memory.unwrap();
     assert_eq!(memory.usage_bytes, 1_048_576);
     assert_eq!(memory.limit, Limit::Value(67_108_864));
@@ -748,6 +786,15 @@ fn cgroup_v1_stats() {
         (cpu.user_ns, cpu.system_ns),
         (Some(50_000_000), Some(20_000_000))
     );
+
+    // an unparsable per-CPU figure names its file
+    f.fake
+        .set("cpu,cpuacct/berth/c1/cpuacct.usage_percpu", "12 x\n")
+        .unwrap();
+    assert!(matches!(
+        cgroup.stats().unwrap_err(),
+        CgroupError::Parse { .. }
+    ));
 }
 
 #[test]

@@ -545,7 +545,34 @@ fn cgroup_v2_oom_detection_and_stats() {
     f.fake.set("berth/c1/memory.peak", "4194304").unwrap();
     f.fake.set("berth/c1/cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 7\nnr_throttled 2\nthrottled_usec 30\n").unwrap();
     f.fake.set("berth/c1/pids.current", "2").unwrap();
+    f.fake
+        .set(
+            "berth/c1/io.stat",
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=10 wbytes=0 rios=3 wios=0\n",
+        )
+        .unwrap();
     let stats = cgroup.stats().unwrap();
+    let blkio = stats.blkio.clone().unwrap();
+    let bytes: Vec<(u64, u64, &str, u64)> = blkio
+        .service_bytes
+        .iter()
+        .map(|e| (e.major, e.minor, e.op.as_str(), e.value))
+        .collect();
+    assert_eq!(
+        bytes,
+        vec![
+            (8, 0, "read", 4096),
+            (8, 0, "write", 8192),
+            (253, 1, "read", 10),
+            (253, 1, "write", 0)
+        ]
+    );
+    assert_eq!(blkio.serviced.len(), 4);
+    assert_eq!(blkio.serviced[2].value, 3);
+    assert!(
+        stats.cpu.as_ref().unwrap().percpu_ns.is_empty(),
+        "v2 has no per-CPU figures"
+    );
     let memory = stats.memory.unwrap();
     assert_eq!(memory.usage_bytes, 2_097_152);
     assert_eq!(memory.max_usage_bytes, Some(4_194_304));

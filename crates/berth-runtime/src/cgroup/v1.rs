@@ -11,11 +11,11 @@ use super::detect::Controller;
 use super::devices;
 use super::error::CgroupError;
 use super::fs::{self as cgfs, CgroupFs};
-use super::stats::{CpuStats, FreezerState, MemoryStats, PidsStats};
+use super::stats::{BlkioEntry, BlkioStats, CpuStats, FreezerState, MemoryStats, PidsStats};
 
 /// Nanoseconds per `USER_HZ` tick (100 Hz on every Linux architecture's user ABI), for
 /// `cpuacct.stat` on kernels without `cpuacct.usage_user`.
-const NANOS_PER_USER_TICK: u64 = 10_000_000;
+pub(crate) const NANOS_PER_USER_TICK: u64 = 10_000_000;
 
 /// A container's cgroup on v1: its directory in every mounted hierarchy.
 #[derive(Clone, Debug)]
@@ -573,6 +573,12 @@ impl V1Cgroup {
             system_ns: cgfs::read_u64_optional(fs, &dir.join("cpuacct.usage_sys"))?,
             ..CpuStats::default()
         };
+        let percpu_path = dir.join("cpuacct.usage_percpu");
+        if let Some(text) = cgfs::read_optional(fs, &percpu_path)? {
+            for value in text.split_whitespace() {
+                stats.percpu_ns.push(cgfs::parse_u64(&percpu_path, value)?);
+            }
+        }
         if stats.user_ns.is_none() {
             let path = dir.join("cpuacct.stat");
             if let Some(text) = cgfs::read_optional(fs, &path)? {
@@ -591,6 +597,29 @@ impl V1Cgroup {
             }
         }
         Ok(Some(stats))
+    }
+
+    pub(crate) fn blkio_stats(&self, fs: &dyn CgroupFs) -> Result<Option<BlkioStats>, CgroupError> {
+        let Some(dir) = self.path_for(Controller::Blkio) else {
+            return Ok(None);
+        };
+        // the throttle files count every I/O; the CFQ/BFQ ones only where that scheduler runs
+        let read = |name: &str| -> Result<Vec<BlkioEntry>, CgroupError> {
+            for prefix in ["blkio.throttle.", "blkio."] {
+                let path = dir.join(format!("{prefix}{name}"));
+                if let Some(text) = cgfs::read_optional(fs, &path)? {
+                    let entries = super::stats::parse_blkio_v1(&path, &text)?;
+                    if !entries.is_empty() || prefix == "blkio." {
+                        return Ok(entries);
+                    }
+                }
+            }
+            Ok(Vec::new())
+        };
+        Ok(Some(BlkioStats {
+            service_bytes: read("io_service_bytes_recursive")?,
+            serviced: read("io_serviced_recursive")?,
+        }))
     }
 
     pub(crate) fn pids_stats(&self, fs: &dyn CgroupFs) -> Result<Option<PidsStats>, CgroupError> {

@@ -15,7 +15,7 @@ use super::detect::Controller;
 use super::devices;
 use super::error::CgroupError;
 use super::fs::{self as cgfs, CgroupFs};
-use super::stats::{parse_flat_keyed, CpuStats, FreezerState, MemoryStats, PidsStats};
+use super::stats::{parse_flat_keyed, BlkioStats, CpuStats, FreezerState, MemoryStats, PidsStats};
 use super::v1::{existing, rdma_steps, write};
 
 /// A container's cgroup on v2.
@@ -519,7 +519,16 @@ impl V2Cgroup {
             periods: cgfs::keyed_value(&path, &text, "nr_periods")?,
             throttled_periods: cgfs::keyed_value(&path, &text, "nr_throttled")?,
             throttled_ns: micros("throttled_usec")?,
+            percpu_ns: Vec::new(),
         }))
+    }
+
+    pub(crate) fn blkio_stats(&self, fs: &dyn CgroupFs) -> Result<Option<BlkioStats>, CgroupError> {
+        let path = self.dir.join("io.stat");
+        match cgfs::read_optional(fs, &path)? {
+            Some(text) => Ok(Some(super::stats::parse_io_stat_v2(&path, &text)?)),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn pids_stats(&self, fs: &dyn CgroupFs) -> Result<Option<PidsStats>, CgroupError> {

@@ -202,11 +202,14 @@ pub fn run(
         rustix::pty::unlockpt(&master)?;
         let name = rustix::pty::ptsname(&master, Vec::new())?;
         let path = PathBuf::from(name.to_string_lossy().into_owned());
-        let slave: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)?
-            .into();
+        // O_NOCTTY: the shim leads its own session, and opening a terminal there would make
+        // it the shim's controlling terminal, which the container's init could then not claim
+        let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true).write(true),
+            rustix::fs::OFlags::NOCTTY.bits() as i32,
+        )
+        .open(&path)?
+        .into();
         let master_out = master.try_clone()?;
         (
             Some(master),
@@ -493,6 +496,18 @@ pub fn run(
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
                     // give the pipes a moment to drain what was written before exit
+                    drain_deadline =
+                        Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
+                }
+            }
+            // `waitpid(None)` is wait4(0), this process group only: a terminal's init leads
+            // its own session, so it is asked for by pid
+            if exited.is_none() && config.tty {
+                if let Ok(Some((_, status))) = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(pid),
+                    rustix::process::WaitOptions::NOHANG,
+                ) {
+                    exited = Some(exit_of(status));
                     drain_deadline =
                         Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
                 }

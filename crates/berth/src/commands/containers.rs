@@ -155,7 +155,7 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
-    /// Override the key sequence for detaching a container
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q; with -it)
     #[arg(long = "detach-keys")]
     detach_keys: Option<String>,
     #[command(flatten)]
@@ -460,7 +460,7 @@ fn start_failure_code(message: &str) -> u8 {
 }
 
 /// Demultiplexes Docker's stream (or passes a tty stream through) to our stdout/stderr.
-async fn pump_output<R: tokio::io::AsyncRead + Unpin>(mut r: R, tty: bool) {
+pub(crate) async fn pump_output<R: tokio::io::AsyncRead + Unpin>(mut r: R, tty: bool) {
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
     if tty {
@@ -504,11 +504,14 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
             return Ok(125);
         }
     };
-    if args.detach_keys.is_some() {
-        output::err(
-            "WARNING: --detach-keys is accepted but detaching from an attached run arrives later",
-        );
-    }
+    let detach_query = match crate::commands::attach::detach_query(args.detach_keys.as_deref()) {
+        Ok(q) => q,
+        Err(e) => {
+            output::err(&format!("berth: {e}"));
+            output::err("See 'berth run --help'.");
+            return Ok(125);
+        }
+    };
     let client = match g.client().await {
         Ok(c) => c,
         Err(e) => {
@@ -543,7 +546,7 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
     let want =
         |s: &str| args.attach.is_empty() || args.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
     let attach_path = format!(
-        "/containers/{id}/attach?stream=1&stdout={}&stderr={}&stdin={}",
+        "/containers/{id}/attach?stream=1&stdout={}&stderr={}&stdin={}{detach_query}",
         want("stdout") as u8,
         want("stderr") as u8,
         (interactive && want("stdin")) as u8
@@ -611,7 +614,7 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
     } else {
         None
     };
-    let (reader, mut writer) = tokio::io::split(io);
+    let (reader, writer) = tokio::io::split(io);
     let raw = if tty && interactive {
         crate::commands::tty::RawMode::enable()
     } else {
@@ -628,32 +631,20 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
                 .await;
         }
     }
-    let stdin_task = if interactive {
-        Some(tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; 4096];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if writer.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = writer.shutdown().await;
-        }))
-    } else {
-        None
-    };
+    let watched = args.detach_keys.clone().unwrap_or_default();
+    let stdin_task = interactive
+        .then(|| crate::commands::attach::forward_stdin(writer, tty.then_some(watched.as_str())));
     pump_output(reader, tty).await;
     drop(raw);
-    if let Some(t) = stdin_task {
-        t.abort();
-    }
     if let Some(p) = proxy {
         p.abort();
+    }
+    if let Some((task, detached)) = stdin_task {
+        task.abort();
+        if detached.load(std::sync::atomic::Ordering::SeqCst) {
+            // detached: the container runs on
+            return Ok(0);
+        }
     }
     let bytes = http_body_util::BodyExt::collect(wait_resp.into_body())
         .await?
@@ -717,6 +708,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
     /// Containers
     #[arg(required = true)]
     containers: Vec<String>,
@@ -751,6 +745,7 @@ pub async fn start(args: StartArgs, g: &GlobalArgs) -> Result<u8> {
         })
         .await;
     }
+    let detach_query = crate::commands::attach::detach_query(args.detach_keys.as_deref())?;
     let client = g.client().await?;
     let name = &args.containers[0];
     let info: serde_json::Value = client
@@ -761,11 +756,12 @@ pub async fn start(args: StartArgs, g: &GlobalArgs) -> Result<u8> {
         )
         .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let stdin = args.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let io = client
         .upgrade(&format!(
-            "/containers/{}/attach?stream=1&stdout=1&stderr=1&stdin={}",
+            "/containers/{}/attach?stream=1&stdout=1&stderr=1&stdin={}{detach_query}",
             encode(name),
-            args.interactive as u8
+            stdin as u8
         ))
         .await?;
     let wait = client
@@ -783,8 +779,23 @@ pub async fn start(args: StartArgs, g: &GlobalArgs) -> Result<u8> {
             None,
         )
         .await?;
-    let (reader, _writer) = tokio::io::split(io);
+    let (reader, writer) = tokio::io::split(io);
+    let raw = if tty && stdin {
+        crate::commands::tty::RawMode::enable()
+    } else {
+        None
+    };
+    let watched = args.detach_keys.clone().unwrap_or_default();
+    let input = stdin
+        .then(|| crate::commands::attach::forward_stdin(writer, tty.then_some(watched.as_str())));
     pump_output(reader, tty).await;
+    drop(raw);
+    if let Some((task, detached)) = input {
+        task.abort();
+        if detached.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
+    }
     let bytes = http_body_util::BodyExt::collect(wait.into_body())
         .await?
         .to_bytes();

@@ -1,9 +1,12 @@
 //! One file per command group: its `Args` and its `run`.
 
+pub mod attach;
 pub mod containers;
 pub mod daemon;
+pub mod events;
 pub mod images;
 pub mod login;
 pub mod pull;
+pub mod stats;
 pub mod system;
 pub mod tty;
