@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod system;
 

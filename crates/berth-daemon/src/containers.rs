@@ -454,7 +454,7 @@ fn parse_time_arg(s: &str) -> Option<f64> {
     parse_rfc3339(s).map(|v| v as f64)
 }
 
-fn mux(stream: u8, data: &[u8], tty: bool) -> Bytes {
+pub(crate) fn mux(stream: u8, data: &[u8], tty: bool) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }
@@ -658,7 +658,7 @@ pub(crate) async fn attach(
 }
 
 /// Client ⇄ shim: stdin as shim frames one way, shim frames as Docker's stream the other.
-async fn relay<C>(
+pub(crate) async fn relay<C>(
     client: C,
     shim: tokio::net::UnixStream,
     want_in: bool,

@@ -3,6 +3,7 @@
 
 mod containers;
 pub mod error;
+mod exec;
 mod images;
 mod system;
 
@@ -79,6 +80,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

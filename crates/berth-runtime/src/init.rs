@@ -88,58 +88,35 @@ pub(crate) fn run_child(mut plan: ChildPlan<'_>) -> ! {
         Ok(never) => match never {},
         Err(f) => f,
     };
+    report_and_exit(plan.status, failure)
+}
+
+/// Sends the failure up the status pipe and ends the child with its code.
+fn report_and_exit(status: OwnedFd, failure: InitFailure) -> ! {
     let mut msg = vec![TAG_ERROR, failure.code];
     msg.extend_from_slice(failure.message.as_bytes());
-    let mut status = std::fs::File::from(plan.status);
+    let mut status = std::fs::File::from(status);
     let _ = status.write_all(&msg);
     drop(status);
     sys::exit_now(failure.code as i32)
 }
 
-fn dup_to(fd: &OwnedFd, target: i32) -> Result<(), InitFailure> {
-    sys::dup_onto(fd.as_raw_fd(), target).map_err(fail("wiring stdio"))
+/// Waits for the parent's go byte (the cgroup is joined).
+fn wait_for_go(go: &OwnedFd) -> Result<(), InitFailure> {
+    let mut byte = [0u8; 1];
+    let mut go = std::fs::File::from(go.try_clone().map_err(fail("cloning sync fd"))?);
+    match go.read(&mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err(InitFailure::new(
+            125,
+            "runtime parent went away before the container started",
+        )),
+    }
 }
 
-fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, InitFailure> {
-    // wait for the parent: cgroup joined (and maps written)
-    let mut byte = [0u8; 1];
-    let mut go = std::fs::File::from(plan.go.try_clone().map_err(fail("cloning sync fd"))?);
-    match go.read(&mut byte) {
-        Ok(1) => {}
-        _ => {
-            return Err(InitFailure::new(
-                125,
-                "runtime parent went away before the container started",
-            ))
-        }
-    }
-    for (typ, path) in &plan.join {
-        let f = std::fs::File::open(path).map_err(|e| {
-            InitFailure::new(125, format!("opening namespace {}: {e}", path.display()))
-        })?;
-        rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), None).map_err(
-            |e| {
-                InitFailure::new(
-                    125,
-                    format!("joining {typ:?} namespace {}: {e}", path.display()),
-                )
-            },
-        )?;
-    }
-    if plan.unshare_cgroup {
-        sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail("creating cgroup namespace"))?;
-    }
-    let spec = plan.spec;
-    let process = spec
-        .process()
-        .clone()
-        .ok_or_else(|| InitFailure::new(125, "config.json has no process"))?;
-    let linux = spec.linux().clone().unwrap_or_default();
-    let namespaces = linux.namespaces().clone().unwrap_or_default();
-    let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
-
-    // stdio
-    match &plan.io {
+/// Makes the planned fds the process's stdio (and the terminal its controlling one).
+fn wire_stdio(io: &ProcessIo) -> Result<(), InitFailure> {
+    match io {
         ProcessIo::Fds {
             stdin,
             stdout,
@@ -169,6 +146,42 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         }
         ProcessIo::Inherit => {}
     }
+    Ok(())
+}
+
+fn dup_to(fd: &OwnedFd, target: i32) -> Result<(), InitFailure> {
+    sys::dup_onto(fd.as_raw_fd(), target).map_err(fail("wiring stdio"))
+}
+
+fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, InitFailure> {
+    // wait for the parent: cgroup joined (and maps written)
+    wait_for_go(&plan.go)?;
+    for (typ, path) in &plan.join {
+        let f = std::fs::File::open(path).map_err(|e| {
+            InitFailure::new(125, format!("opening namespace {}: {e}", path.display()))
+        })?;
+        rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), None).map_err(
+            |e| {
+                InitFailure::new(
+                    125,
+                    format!("joining {typ:?} namespace {}: {e}", path.display()),
+                )
+            },
+        )?;
+    }
+    if plan.unshare_cgroup {
+        sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail("creating cgroup namespace"))?;
+    }
+    let spec = plan.spec;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| InitFailure::new(125, "config.json has no process"))?;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let namespaces = linux.namespaces().clone().unwrap_or_default();
+    let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
+
+    wire_stdio(&plan.io)?;
 
     if has_ns(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
@@ -197,6 +210,28 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         return Err(InitFailure::new(125, "a mount namespace is required (berth does not run containers in the host's mount namespace)"));
     }
 
+    let seccomp = plan.seccomp.take();
+    let start = plan.start.take();
+    apply_and_exec(
+        &process,
+        seccomp.as_ref(),
+        plan.preserve_fds,
+        &plan.status,
+        start,
+    )
+}
+
+/// The process part shared by a container's init and `exec`: rlimits, oom score, seccomp,
+/// capabilities, user, umask, no_new_privileges, cwd, and execve with every fd of the
+/// runtime above stdio (and `preserve_fds`) close-on-exec. With `start`, reports ready on
+/// `status` and waits for the start byte just before execve.
+pub(crate) fn apply_and_exec(
+    process: &oci_spec::runtime::Process,
+    seccomp: Option<&crate::seccomp::SeccompProgram>,
+    preserve_fds: u32,
+    status: &OwnedFd,
+    start: Option<OwnedFd>,
+) -> Result<std::convert::Infallible, InitFailure> {
     // limits and identity
     for r in process.rlimits().clone().unwrap_or_default() {
         let resource = rlimit_resource(r.typ());
@@ -243,7 +278,7 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
 
     // without no_new_privileges the filter must be loaded while we still hold CAP_SYS_ADMIN
     if !nnp {
-        if let Some(p) = &plan.seccomp {
+        if let Some(p) = &seccomp {
             p.load()
                 .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
         }
@@ -322,10 +357,10 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     let cpath = c(&path.to_string_lossy())?;
 
     // nothing of ours crosses exec: every fd above stdio (and preserved fds) becomes CLOEXEC
-    sys::cloexec_from(3 + plan.preserve_fds).map_err(fail("closing runtime file descriptors"))?;
-    if let Some(start) = plan.start.take() {
+    sys::cloexec_from(3 + preserve_fds).map_err(fail("closing runtime file descriptors"))?;
+    if let Some(start) = start {
         let mut status =
-            std::fs::File::from(plan.status.try_clone().map_err(fail("cloning status fd"))?);
+            std::fs::File::from(status.try_clone().map_err(fail("cloning status fd"))?);
         status
             .write_all(&[TAG_READY])
             .map_err(fail("reporting ready"))?;
@@ -342,7 +377,7 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         }
     }
     if nnp {
-        if let Some(p) = &plan.seccomp {
+        if let Some(p) = &seccomp {
             p.load()
                 .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
         }
@@ -407,4 +442,77 @@ fn rlimit_resource(t: PosixRlimitType) -> rustix::process::Resource {
         PosixRlimitType::RlimitRtprio => R::Rtprio,
         PosixRlimitType::RlimitRttime => R::Rttime,
     }
+}
+
+/// The child side of `exec`: an extra process in a running container.
+pub(crate) struct ExecChildPlan<'a> {
+    /// The container's process with the exec's args, env, cwd, terminal and capabilities.
+    pub process: oci_spec::runtime::Process,
+    /// `user[:group]` to resolve inside the container; `None` keeps the container's user.
+    pub user: Option<&'a str>,
+    /// The container's namespaces to join (not the pid namespace: the parent joined it for
+    /// its children), in order.
+    pub namespaces: Vec<(LinuxNamespaceType, std::fs::File)>,
+    pub io: ProcessIo,
+    pub go: OwnedFd,
+    pub status: OwnedFd,
+    pub start: Option<OwnedFd>,
+    pub seccomp: Option<crate::seccomp::SeccompProgram>,
+}
+
+/// Runs in the exec child: never returns.
+pub(crate) fn run_exec_child(mut plan: ExecChildPlan<'_>) -> ! {
+    let failure = match exec_setup(&mut plan) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    report_and_exit(plan.status, failure)
+}
+
+fn exec_setup(plan: &mut ExecChildPlan<'_>) -> Result<std::convert::Infallible, InitFailure> {
+    wait_for_go(&plan.go)?;
+    // the cgroup namespace after the cgroup was joined (the go byte), the mount namespace
+    // last: joining it makes the container's root our root and cwd
+    for (typ, f) in &plan.namespaces {
+        rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(f), None).map_err(
+            |e| {
+                InitFailure::new(
+                    125,
+                    format!("joining the container's {typ:?} namespace: {e}"),
+                )
+            },
+        )?;
+    }
+    wire_stdio(&plan.io)?;
+    // users and groups as the container sees them (its /etc, after joining its mounts)
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let group = std::fs::read_to_string("/etc/group").ok();
+    let mut process = plan.process.clone();
+    let home = match plan.user {
+        Some(u) => {
+            let r = crate::user::resolve_user(u, passwd.as_deref(), group.as_deref())
+                .map_err(|e| InitFailure::new(126, e))?;
+            let mut user = process.user().clone();
+            user.set_uid(r.uid);
+            user.set_gid(r.gid);
+            user.set_additional_gids(Some(r.additional.clone()));
+            process.set_user(user);
+            r.home
+        }
+        None => crate::user::resolve_user(
+            &process.user().uid().to_string(),
+            passwd.as_deref(),
+            group.as_deref(),
+        )
+        .map(|r| r.home)
+        .unwrap_or_else(|_| "/".into()),
+    };
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+        process.set_env(Some(env));
+    }
+    let seccomp = plan.seccomp.take();
+    let start = plan.start.take();
+    apply_and_exec(&process, seccomp.as_ref(), 0, &plan.status, start)
 }

@@ -72,6 +72,8 @@ enum Command {
     Rename(commands::containers::RenameArgs),
     /// Display the running processes of a container
     Top(commands::containers::TopArgs),
+    /// Execute a command in a running container
+    Exec(commands::exec::ExecArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(commands::containers::ContainerCommand),
@@ -154,6 +156,7 @@ fn main() -> ExitCode {
             Command::Unpause(a) => commands::containers::unpause(a, &g).await,
             Command::Rename(a) => commands::containers::rename(a, &g).await,
             Command::Top(a) => commands::containers::top(a, &g).await,
+            Command::Exec(a) => commands::exec::exec(a, &g).await,
             Command::Pull(a) => commands::pull::run(a, &g).await,
             Command::Images(a) => commands::images::list(a, &g).await,
             Command::Image(c) => commands::images::dispatch(c, &g).await,

@@ -11,7 +11,12 @@
 //! state.json       {"pid", "shim_pid", "started_at"} once running
 //! exit.json        {"exit_code", "signal", "oom_killed", "finished_at"} once exited
 //! container-json.log[.N]
+//! exec/<exec id>/  one directory per exec (shim.json, shim.sock, state.json, exit.json)
 //! ```
+//! An exec shim (`ShimConfig::exec`) runs one extra process in the running container
+//! ([`crate::exec`]) with the same loop, stdio, socket protocol and exit record, in the
+//! exec's own directory; it writes no container log, joins the container's existing
+//! cgroup and never removes it.
 //! Socket protocol: a client sends one JSON line first: `{"kind":"start"}` (answered with one
 //! JSON line) or `{"kind":"attach","stdin":bool}`; attach connections then carry frames
 //! `[stream u8][len u32 BE][data]`: stream 0 is stdin towards the container, 1/2 are
@@ -50,6 +55,22 @@ pub struct ShimConfig {
     pub cgroup_root: PathBuf,
     /// Parent cgroup under which the container's own is created (`berth`).
     pub cgroup_parent: String,
+    /// Set for an exec shim: run this process in the running container instead of
+    /// creating one (`dir` is then the exec's directory, `bundle` the container's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ShimExec>,
+}
+
+/// The exec part of a [`ShimConfig`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShimExec {
+    /// The container's init pid (host pid namespace).
+    pub container_pid: i32,
+    /// What to run.
+    pub process: crate::exec::ExecProcess,
+    /// Initial terminal size (rows, cols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Written once the container runs.
@@ -183,7 +204,14 @@ pub fn run(
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path)?;
     listener.set_nonblocking(true)?;
-    let mut log = JsonLog::open(&config.dir.join("container-json.log"), config.log.clone())?;
+    // Docker does not log an exec's output to the container's log
+    let mut log = match config.exec {
+        Some(_) => None,
+        None => Some(JsonLog::open(
+            &config.dir.join("container-json.log"),
+            config.log.clone(),
+        )?),
+    };
 
     // stdio
     let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) = if config.tty {
@@ -201,6 +229,19 @@ pub fn run(
             .write(true)
             .open(&path)?
             .into();
+        if let Some((rows, cols)) = config.exec.as_ref().and_then(|e| e.console_size) {
+            if rows > 0 && cols > 0 {
+                let _ = rustix::termios::tcsetwinsize(
+                    &master,
+                    rustix::termios::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    },
+                );
+            }
+        }
         let master_out = master.try_clone()?;
         (
             Some(master),
@@ -228,17 +269,29 @@ pub fn run(
     };
 
     let mut ready = std::fs::File::from(ready);
-    let created = crate::container::create(
-        crate::container::CreateOptions {
-            spec: &spec,
-            bundle: &config.bundle,
-            overlay: config.overlay.clone(),
-            io: pio,
-            wait_for_start: true,
-            preserve_fds: 0,
-        },
-        |pid| cgroup.join(pid),
-    );
+    let created = match &config.exec {
+        Some(e) => crate::exec::exec(
+            crate::exec::ExecOptions {
+                spec: &spec,
+                pid: e.container_pid,
+                process: &e.process,
+                io: pio,
+                wait_for_start: true,
+            },
+            |pid| cgroup.join(pid),
+        ),
+        None => crate::container::create(
+            crate::container::CreateOptions {
+                spec: &spec,
+                bundle: &config.bundle,
+                overlay: config.overlay.clone(),
+                io: pio,
+                wait_for_start: true,
+                preserve_fds: 0,
+            },
+            |pid| cgroup.join(pid),
+        ),
+    };
     let mut created = match created {
         Ok(c) => c,
         Err(e) => {
@@ -384,7 +437,9 @@ pub fn run(
                 outputs[*i].1 = None;
                 continue;
             }
-            let _ = log.write((*stream_id as usize).saturating_sub(1), &buf[..n]);
+            if let Some(log) = log.as_mut() {
+                let _ = log.write((*stream_id as usize).saturating_sub(1), &buf[..n]);
+            }
             let f = frame(*stream_id, &buf[..n]);
             for c in clients.iter_mut().filter(|c| c.hello_done && !c.dead) {
                 if c.stream.set_nonblocking(false).is_ok() && c.stream.write_all(&f).is_err() {
@@ -495,7 +550,9 @@ pub fn run(
             }
         }
     }
-    let _ = log.flush();
+    if let Some(log) = log.as_mut() {
+        let _ = log.flush();
+    }
     let (exit_code, signal) = exited.expect("loop ends after exit");
     let state = ExitState {
         exit_code,
@@ -572,6 +629,8 @@ pub struct HostCgroup {
     id: String,
     resources: Option<oci_spec::runtime::LinuxResources>,
     error: Option<String>,
+    /// Join the container's existing cgroup (an exec): no limits written, never removed.
+    existing: bool,
 }
 
 impl HostCgroup {
@@ -592,6 +651,7 @@ impl HostCgroup {
             id: config.id.clone(),
             resources,
             error,
+            existing: config.exec.is_some(),
         }
     }
 }
@@ -602,10 +662,18 @@ impl ShimCgroup for HostCgroup {
             return Err(e.clone());
         }
         let m = self.manager.as_ref().expect("manager without error");
-        let cg = m.create(&self.id).map_err(|e| error_chain(&e))?;
+        let cg = if self.existing {
+            let cg = m.open(&self.id).map_err(|e| error_chain(&e))?;
+            if !cg.exists() {
+                return Err(format!("the cgroup of container {} is gone", self.id));
+            }
+            cg
+        } else {
+            m.create(&self.id).map_err(|e| error_chain(&e))?
+        };
         self.cgroup = Some(cg);
         let cg = self.cgroup.as_ref().expect("just set");
-        if let Some(r) = &self.resources {
+        if let (false, Some(r)) = (self.existing, &self.resources) {
             cg.apply(r).map_err(|e| error_chain(&e))?;
         }
         let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| "invalid pid".to_string())?;
@@ -613,12 +681,19 @@ impl ShimCgroup for HostCgroup {
     }
 
     fn oom_killed(&self) -> bool {
-        self.cgroup
-            .as_ref()
-            .is_some_and(|c| c.oom_killed().unwrap_or(false))
+        !self.existing
+            && self
+                .cgroup
+                .as_ref()
+                .is_some_and(|c| c.oom_killed().unwrap_or(false))
     }
 
     fn destroy(&mut self) {
+        if self.existing {
+            // the container's cgroup: its own shim removes it
+            self.cgroup = None;
+            return;
+        }
         if let Some(c) = self.cgroup.take() {
             if let Err(e) = c.destroy() {
                 let _ = writeln!(

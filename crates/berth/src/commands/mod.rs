@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod daemon;
+pub mod exec;
 pub mod images;
 pub mod login;
 pub mod pull;
