@@ -224,11 +224,13 @@ pub fn run(
         rustix::pty::unlockpt(&master)?;
         let name = rustix::pty::ptsname(&master, Vec::new())?;
         let path = PathBuf::from(name.to_string_lossy().into_owned());
-        let slave: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)?
-            .into();
+        // O_NOCTTY: the shim is a session leader; the terminal is the process's, not ours
+        let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true).write(true),
+            libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+        .open(&path)?
+        .into();
         if let Some((rows, cols)) = config.exec.as_ref().and_then(|e| e.console_size) {
             if rows > 0 && cols > 0 {
                 let _ = rustix::termios::tcsetwinsize(
@@ -530,9 +532,11 @@ pub fn run(
         clients.retain(|c| !c.dead);
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
+        // any child (waitpid(-1)): rustix's waitpid(None) is waitpid(0), our process group
+        // only, which misses a process that made its own session (a terminal)
         if exited.is_none() || !revents[1].is_empty() {
             while let Ok(Some((p, status))) =
-                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+                rustix::process::wait(rustix::process::WaitOptions::NOHANG)
             {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));

@@ -60,11 +60,21 @@ priv_test! {
         let mut child = b.command(&["exec", "c", "sh", "-c", "echo $$; exec sleep 30"]).stdout(Stdio::piped()).spawn().expect("spawn");
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line).expect("read");
-        let procs: Vec<String> = std::fs::read_dir("/proc").expect("proc").flatten()
-            .filter_map(|e| e.file_name().to_str().map(String::from))
-            .filter(|n| n.parse::<u32>().is_ok())
-            .filter(|n| std::fs::read(format!("/proc/{n}/cmdline")).is_ok_and(|c| c == b"sleep\x0030\x00"))
-            .collect();
+        let find = || -> Vec<String> {
+            std::fs::read_dir("/proc").expect("proc").flatten()
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|n| n.parse::<u32>().is_ok())
+                .filter(|n| std::fs::read(format!("/proc/{n}/cmdline")).is_ok_and(|c| c == b"sleep\x0030\x00"))
+                .collect()
+        };
+        let mut procs = find();
+        for _ in 0..100 {
+            if !procs.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            procs = find();
+        }
         assert_eq!(procs.len(), 1, "one exec'd sleep 30 on the host: {procs:?}");
         let exec_cg = std::fs::read_to_string(format!("/proc/{}/cgroup", procs[0])).expect("cgroup");
         assert_eq!(exec_cg, init_cg, "the exec process is in the container's cgroups");
