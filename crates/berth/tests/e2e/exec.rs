@@ -167,3 +167,90 @@ priv_test! {
         b.ok(&["rm", "c"]);
     }
 }
+
+priv_test! {
+    fn exec_api_records_outlive_the_daemon_and_the_container() {
+        let f = fixture();
+        let b = &f.b;
+        b.ok(&["run", "-d", "--name", "c", &f.img, "sleep", "1000"]);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            use berth_api::exec::{ExecInspect, IdResponse};
+            use berth_api::{ApiClient, ApiClientError};
+            use hyper::Method;
+            use tokio::io::AsyncReadExt;
+            let api = ApiClient::new(b.socket());
+            let create = |body: serde_json::Value| {
+                let api = api.clone();
+                async move {
+                    api.json::<IdResponse>(Method::POST, "/containers/c/exec", Some(body.to_string().into_bytes())).await
+                }
+            };
+            let inspect = |id: String| {
+                let api = api.clone();
+                async move {
+                    api.json::<ExecInspect>(Method::GET, &format!("/exec/{id}/json"), None).await.expect("exec inspect")
+                }
+            };
+            let status = |r: Result<IdResponse, ApiClientError>| match r {
+                Err(ApiClientError::Api { status, .. }) => status,
+                other => panic!("expected an API error, got {other:?}"),
+            };
+            assert_eq!(status(create(serde_json::json!({"Cmd": []})).await), 400);
+            assert_eq!(status(api.json::<IdResponse>(Method::POST, "/containers/nosuch/exec", Some(b"{\"Cmd\":[\"true\"]}".to_vec())).await), 404);
+            assert!(matches!(api.json::<ExecInspect>(Method::GET, &format!("/exec/{}/json", "0".repeat(64)), None).await,
+                Err(ApiClientError::Api { status: 404, .. })));
+
+            // detached: Running, Pid, then ExitCode from the shim's record, across a daemon kill -9
+            let id = create(serde_json::json!({"Cmd": ["sh", "-c", "sleep 1; exit 3"]})).await.expect("create").id;
+            let i = inspect(id.clone()).await;
+            assert!(!i.running && i.exit_code.is_none() && i.pid == 0, "{i:?}");
+            assert_eq!(i.process_config.entrypoint, "sh");
+            let st = api.call(Method::POST, &format!("/exec/{id}/start"), Some(b"{\"Detach\":true}".to_vec())).await.expect("start");
+            assert_eq!(st.as_u16(), 200);
+            let i = inspect(id.clone()).await;
+            assert!(i.running && i.pid > 0 && i.exit_code.is_none(), "{i:?}");
+            assert!(matches!(api.call(Method::POST, &format!("/exec/{id}/start"), Some(b"{\"Detach\":true}".to_vec())).await,
+                Err(ApiClientError::Api { status: 409, .. })), "an exec starts once");
+            b.kill_daemon(9);
+            b.ok(&["ps"]); // a fresh daemon
+            let mut i = inspect(id.clone()).await;
+            for _ in 0..100 {
+                if !i.running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                i = inspect(id.clone()).await;
+            }
+            assert_eq!((i.running, i.exit_code), (false, Some(3)), "{i:?}");
+
+            // a tty exec: the initial console size and a resize reach the terminal
+            let id = create(serde_json::json!({"Cmd": ["sh", "-c", "stty size; sleep 1; stty size"], "Tty": true,
+                "AttachStdout": true, "AttachStderr": true, "ConsoleSize": [33, 101]})).await.expect("create").id;
+            let mut io = api.upgrade_with_body(&format!("/exec/{id}/start"), Some(b"{\"Tty\":true}".to_vec())).await.expect("start");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            api.call(Method::POST, &format!("/exec/{id}/resize?h=40&w=120"), None).await.expect("resize");
+            let mut out = Vec::new();
+            io.read_to_end(&mut out).await.expect("read");
+            assert_eq!(String::from_utf8_lossy(&out), "33 101\r\n40 120\r\n");
+
+            // an exec ends with its container (137) and cannot start in a stopped one
+            let id = create(serde_json::json!({"Cmd": ["sleep", "1000"]})).await.expect("create").id;
+            let late = create(serde_json::json!({"Cmd": ["true"]})).await.expect("create").id;
+            api.call(Method::POST, &format!("/exec/{id}/start"), Some(b"{\"Detach\":true}".to_vec())).await.expect("start");
+            b.ok(&["stop", "-t", "0", "c"]);
+            let mut i = inspect(id.clone()).await;
+            for _ in 0..100 {
+                if !i.running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                i = inspect(id.clone()).await;
+            }
+            assert_eq!((i.running, i.exit_code), (false, Some(137)), "{i:?}");
+            assert!(matches!(api.call(Method::POST, &format!("/exec/{late}/start"), Some(b"{\"Detach\":true}".to_vec())).await,
+                Err(ApiClientError::Api { status: 409, .. })));
+        });
+        b.ok(&["rm", "c"]);
+    }
+}
