@@ -19,7 +19,7 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Override the key sequence for detaching a container
+    /// Override the key sequence for detaching (accepted; detaching arrives later)
     #[arg(long = "detach-keys")]
     detach_keys: Option<String>,
     /// Set environment variables
@@ -88,6 +88,9 @@ pub async fn exec(args: ExecArgs, g: &GlobalArgs) -> Result<u8> {
             return Ok(125);
         }
     };
+    if args.detach_keys.is_some() {
+        output::err("WARNING: --detach-keys is accepted but detaching from an exec arrives later");
+    }
     let stdin_is_tty = rustix::termios::isatty(rustix::stdio::stdin());
     if args.tty && args.interactive && !stdin_is_tty {
         output::err("the input device is not a TTY");
