@@ -417,7 +417,7 @@ pub(crate) async fn inspect(
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": null,
+        "ExecIDs": Some(engine.exec_ids(&c.id)).filter(|ids| !ids.is_empty()),
         "HostConfig": c.config.host_config,
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": [],

@@ -237,6 +237,25 @@ impl Engine {
             .insert(r.id.clone(), r.clone());
     }
 
+    /// The exec instances of a container that have not ended (Docker's `ExecIDs`).
+    pub fn exec_ids(&self, container_id: &str) -> Vec<String> {
+        let ids: Vec<String> = self
+            .live
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|r| r.container_id == container_id && r.exit_code.is_none())
+            .map(|r| r.id.clone())
+            .collect();
+        let mut ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| self.exec_instance(id).is_ok_and(|r| r.exit_code.is_none()))
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Forgets the exec instances of a removed container.
     pub(super) fn forget_execs(&self, container_id: &str) {
         self.live

@@ -238,6 +238,8 @@ priv_test! {
             let id = create(serde_json::json!({"Cmd": ["sleep", "1000"]})).await.expect("create").id;
             let late = create(serde_json::json!({"Cmd": ["true"]})).await.expect("create").id;
             api.call(Method::POST, &format!("/exec/{id}/start"), Some(b"{\"Detach\":true}".to_vec())).await.expect("start");
+            let ids = b.ok(&["inspect", "-f", "{{json .ExecIDs}}", "c"]);
+            assert!(ids.contains(&id) && ids.contains(&late), "running and created execs: {ids}");
             b.ok(&["stop", "-t", "0", "c"]);
             let mut i = inspect(id.clone()).await;
             for _ in 0..100 {
