@@ -204,3 +204,46 @@ pub fn exec(
         },
     )
 }
+
+/// Sends `fd` over the unix socket `socket` (SCM_RIGHTS), with one byte of data.
+pub(crate) fn send_fd(
+    socket: &impl std::os::fd::AsFd,
+    fd: &impl std::os::fd::AsFd,
+) -> std::io::Result<()> {
+    let fds = [fd.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other("control buffer too small"));
+    }
+    rustix::net::sendmsg(
+        socket,
+        &[std::io::IoSlice::new(b"t")],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// Receives one fd sent with [`send_fd`].
+pub fn recv_fd(socket: &impl std::os::fd::AsFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    rustix::net::recvmsg(
+        socket,
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut control,
+        rustix::net::RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for msg in control.drain() {
+        if let rustix::net::RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(std::io::Error::other(
+        "no terminal was received from the exec process",
+    ))
+}

@@ -35,6 +35,13 @@ pub enum ProcessIo {
     },
     /// Keep the caller's fds 0-2 (the runtime CLI when it is not given a console socket).
     Inherit,
+    /// A terminal allocated inside the container (its /dev/ptmx, once its mounts are
+    /// joined), whose master is sent to the caller over this unix socket (SCM_RIGHTS).
+    /// For `exec` only: a container's init has no mounts of its own yet at that point.
+    ConsoleSocket {
+        /// One end of a socket pair; the caller receives on the other.
+        socket: OwnedFd,
+    },
 }
 
 /// Why the child failed, with the exit code Docker would use.
@@ -144,6 +151,32 @@ fn wire_stdio(io: &ProcessIo) -> Result<(), InitFailure> {
             dup_to(slave, 1)?;
             dup_to(slave, 2)?;
         }
+        ProcessIo::ConsoleSocket { socket } => {
+            let master = rustix::pty::openpt(
+                rustix::pty::OpenptFlags::RDWR
+                    | rustix::pty::OpenptFlags::NOCTTY
+                    | rustix::pty::OpenptFlags::CLOEXEC,
+            )
+            .map_err(fail("opening the container's /dev/ptmx"))?;
+            rustix::pty::grantpt(&master).map_err(fail("granting the terminal"))?;
+            rustix::pty::unlockpt(&master).map_err(fail("unlocking the terminal"))?;
+            let name =
+                rustix::pty::ptsname(&master, Vec::new()).map_err(fail("naming the terminal"))?;
+            let slave = rustix::fs::open(
+                name.as_c_str(),
+                rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(fail("opening the terminal"))?;
+            crate::exec::send_fd(socket, &master).map_err(fail("sending the terminal"))?;
+            drop(master);
+            rustix::process::setsid().map_err(fail("creating a session"))?;
+            rustix::process::ioctl_tiocsctty(&slave)
+                .map_err(fail("setting the controlling terminal"))?;
+            dup_to(&slave, 0)?;
+            dup_to(&slave, 1)?;
+            dup_to(&slave, 2)?;
+        }
         ProcessIo::Inherit => {}
     }
     Ok(())
@@ -181,6 +214,12 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
 
+    if matches!(plan.io, ProcessIo::ConsoleSocket { .. }) {
+        return Err(InitFailure::new(
+            125,
+            "a console socket is for exec only; give the container a terminal",
+        ));
+    }
     wire_stdio(&plan.io)?;
 
     if has_ns(LinuxNamespaceType::Uts) {

@@ -214,61 +214,61 @@ pub fn run(
     };
 
     // stdio
-    let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) = if config.tty {
-        let master = rustix::pty::openpt(
-            rustix::pty::OpenptFlags::RDWR
-                | rustix::pty::OpenptFlags::NOCTTY
-                | rustix::pty::OpenptFlags::CLOEXEC,
-        )?;
-        rustix::pty::grantpt(&master)?;
-        rustix::pty::unlockpt(&master)?;
-        let name = rustix::pty::ptsname(&master, Vec::new())?;
-        let path = PathBuf::from(name.to_string_lossy().into_owned());
-        // O_NOCTTY: the shim is a session leader; the terminal is the process's, not ours
-        let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
-            std::fs::OpenOptions::new().read(true).write(true),
-            libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-        .open(&path)?
-        .into();
-        if let Some((rows, cols)) = config.exec.as_ref().and_then(|e| e.console_size) {
-            if rows > 0 && cols > 0 {
-                let _ = rustix::termios::tcsetwinsize(
-                    &master,
-                    rustix::termios::Winsize {
-                        ws_row: rows,
-                        ws_col: cols,
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    },
-                );
-            }
-        }
-        let master_out = master.try_clone()?;
-        (
-            Some(master),
-            vec![(1, master_out)],
-            ProcessIo::Terminal { slave, path },
-        )
-    } else {
-        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let (stdin_r, stdin_w) = if config.open_stdin {
-            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-            (Some(r), Some(w))
+    // an exec's terminal is made inside the container (its devpts) and its master sent back
+    let mut console: Option<UnixStream> = None;
+    let (mut stdin_w, mut outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) =
+        if config.tty && config.exec.is_some() {
+            let (ours, theirs) = UnixStream::pair()?;
+            console = Some(ours);
+            (
+                None,
+                Vec::new(),
+                ProcessIo::ConsoleSocket {
+                    socket: theirs.into(),
+                },
+            )
+        } else if config.tty {
+            let master = rustix::pty::openpt(
+                rustix::pty::OpenptFlags::RDWR
+                    | rustix::pty::OpenptFlags::NOCTTY
+                    | rustix::pty::OpenptFlags::CLOEXEC,
+            )?;
+            rustix::pty::grantpt(&master)?;
+            rustix::pty::unlockpt(&master)?;
+            let name = rustix::pty::ptsname(&master, Vec::new())?;
+            let path = PathBuf::from(name.to_string_lossy().into_owned());
+            // O_NOCTTY: the shim is a session leader; the terminal is the process's, not ours
+            let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new().read(true).write(true),
+                libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+            .open(&path)?
+            .into();
+            let master_out = master.try_clone()?;
+            (
+                Some(master),
+                vec![(1, master_out)],
+                ProcessIo::Terminal { slave, path },
+            )
         } else {
-            (None, None)
+            let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (stdin_r, stdin_w) = if config.open_stdin {
+                let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+                (Some(r), Some(w))
+            } else {
+                (None, None)
+            };
+            (
+                stdin_w,
+                vec![(1, out_r), (2, err_r)],
+                ProcessIo::Fds {
+                    stdin: stdin_r,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+            )
         };
-        (
-            stdin_w,
-            vec![(1, out_r), (2, err_r)],
-            ProcessIo::Fds {
-                stdin: stdin_r,
-                stdout: out_w,
-                stderr: err_w,
-            },
-        )
-    };
 
     let mut ready = std::fs::File::from(ready);
     let created = match &config.exec {
@@ -325,6 +325,25 @@ pub fn run(
         }
     };
     let pid = created.pid;
+    if let Some(console) = &console {
+        // sent before the process reported ready
+        let master = crate::exec::recv_fd(console)?;
+        if let Some((rows, cols)) = config.exec.as_ref().and_then(|e| e.console_size) {
+            if rows > 0 && cols > 0 {
+                let _ = rustix::termios::tcsetwinsize(
+                    &master,
+                    rustix::termios::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    },
+                );
+            }
+        }
+        outputs = vec![(1, master.try_clone()?)];
+        stdin_w = Some(master);
+    }
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid)
             .ok_or_else(|| io::Error::other("invalid container pid"))?,
@@ -355,7 +374,6 @@ pub fn run(
     let mut clients: Vec<Client> = Vec::new();
     let mut outputs: Vec<(u8, Option<OwnedFd>)> =
         outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
-    let mut stdin_w = stdin_w;
     let mut exited: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
     let mut started = false;

@@ -129,6 +129,9 @@ priv_test! {
         // -t: a terminal
         let s = b.ok(&["exec", "-t", "c", "sh", "-c", "test -t 0 && test -t 1 && echo tty"]);
         assert_eq!(s.trim_end(), "tty");
+        // the terminal is the container's own (its devpts), as with docker
+        let s = b.ok(&["exec", "-t", "c", "sh", "-c", "t=$(tty) && test -c $t && echo $t"]);
+        assert!(s.starts_with("/dev/pts/"), "{s}");
         let s = b.ok(&["exec", "c", "sh", "-c", "test -t 1 || echo notty"]);
         assert_eq!(s, "notty\n");
 
