@@ -28,6 +28,26 @@ docker ps --format '{{.Names}}' | grep -qx compat-sleeper || fail "ps lists the 
 docker stop -t 0 compat-sleeper >/dev/null
 [ "$(docker inspect -f '{{.State.ExitCode}}' compat-sleeper)" = 137 ] || fail "stop -t 0 kills (137)"
 docker rm "$id" >/dev/null
+# exec
+docker run -d --name compat-exec --hostname exechost "$ref" sleep 60 >/dev/null
+[ "$(docker exec compat-exec hostname)" = exechost ] || fail "exec runs in the container's uts namespace"
+[ "$(docker exec -e V=1 -w /tmp -u 1000 compat-exec sh -c 'echo $V $(pwd) $(id -u)')" = "1 /tmp 1000" ] || fail "exec -e -w -u"
+[ "$(echo viaexec | docker exec -i compat-exec cat)" = viaexec ] || fail "exec -i forwards stdin"
+set +e
+docker exec compat-exec sh -c 'exit 6'; rc=$?
+docker exec compat-exec nosuchcommand >/dev/null 2>&1; rc127=$?
+set -e
+[ "$rc" = 6 ] || fail "exec passes the exit code through (got $rc)"
+[ "$rc127" = 127 ] || fail "exec of a missing command exits 127 (got $rc127)"
+docker exec -d compat-exec sh -c 'echo bg > /tmp/bg'
+for _ in $(seq 50); do [ "$(docker exec compat-exec cat /tmp/bg 2>/dev/null)" = bg ] && break; sleep 0.1; done
+[ "$(docker exec compat-exec cat /tmp/bg)" = bg ] || fail "exec -d runs in the background"
+docker stop -t 0 compat-exec >/dev/null
+set +e
+docker exec compat-exec true 2>/dev/null; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "exec into a stopped container exits 1 (got $rc)"
+docker rm compat-exec >/dev/null
 [ -z "$(docker ps -aq)" ] || fail "rm left a container"
 # stats, attach and events
 since=$(date +%s.%N)

@@ -45,6 +45,24 @@ assert ctr.logs() == b"bg\n", ctr.logs()
 ctr.reload()
 assert ctr.status == "exited", ctr.status
 ctr.remove()
+ctr = c.containers.run(f"{ref}:latest", ["sleep", "60"], detach=True, hostname="pyexec")
+res = ctr.exec_run(["hostname"])
+assert res.exit_code == 0 and res.output == b"pyexec\n", res
+res = ctr.exec_run(["sh", "-c", "echo $V; pwd; id -u; exit 4"], environment={"V": "x"}, workdir="/tmp", user="1000")
+assert res.exit_code == 4 and res.output == b"x\n/tmp\n1000\n", res
+res = ctr.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True)
+assert res.output == (b"out\n", b"err\n"), res
+res = ctr.exec_run(["nosuchcommand"])
+assert res.exit_code == 127, res
+ex = c.api.exec_create(ctr.id, ["sh", "-c", "sleep 0.2; exit 9"])
+c.api.exec_start(ex["Id"], detach=True)
+for _ in range(50):
+    info = c.api.exec_inspect(ex["Id"])
+    if not info["Running"] and info["ExitCode"] is not None:
+        break
+    time.sleep(0.1)
+assert info["ExitCode"] == 9 and info["ContainerID"] == ctr.id and info["Pid"] > 0, info
+ctr.remove(force=True)
 assert c.containers.list(all=True) == []
 
 since = int(time.time())

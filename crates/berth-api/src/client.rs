@@ -190,6 +190,15 @@ impl ApiClient {
         &self,
         path: &str,
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ApiClientError> {
+        self.upgrade_with_body(path, None).await
+    }
+
+    /// Like [`ApiClient::upgrade`], with a JSON body (`/exec/{id}/start`).
+    pub async fn upgrade_with_body(
+        &self,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ApiClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ApiClientError::Connect {
@@ -207,8 +216,13 @@ impl ApiClient {
             .uri(format!("/v{API_VERSION}{path}"))
             .header("host", "berth")
             .header("connection", "Upgrade")
-            .header("upgrade", "tcp")
-            .body(Full::new(Bytes::new()))
+            .header("upgrade", "tcp");
+        let req = match body {
+            Some(_) => req.header("content-type", "application/json"),
+            None => req,
+        };
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("valid request parts");
         let resp = sender
             .send_request(req)

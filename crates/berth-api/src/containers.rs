@@ -71,7 +71,7 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<i64>,
 }
 
-fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+pub(crate) fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
     d: D,
 ) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
@@ -84,7 +84,9 @@ enum StrOrVec {
     V(Vec<String>),
 }
 
-fn string_or_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn string_or_vec<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
     Ok(match Option::<StrOrVec>::deserialize(d)? {
         None => Vec::new(),
         Some(StrOrVec::S(s)) => vec![s],

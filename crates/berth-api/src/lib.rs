@@ -5,6 +5,7 @@ pub mod client;
 pub mod containers;
 pub mod detach_keys;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod stats;
 pub mod system;

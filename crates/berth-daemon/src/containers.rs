@@ -416,7 +416,7 @@ pub(crate) async fn inspect(
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": null,
+        "ExecIDs": Some(engine.exec_ids(&c.id)).filter(|ids| !ids.is_empty()),
         "HostConfig": c.config.host_config,
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": [],
@@ -453,7 +453,7 @@ fn parse_time_arg(s: &str) -> Option<f64> {
     parse_rfc3339(s).map(|v| v as f64)
 }
 
-fn mux(stream: u8, data: &[u8], tty: bool) -> Bytes {
+pub(crate) fn mux(stream: u8, data: &[u8], tty: bool) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }
@@ -664,7 +664,7 @@ pub(crate) async fn attach(
 }
 
 /// Client ⇄ shim: stdin as shim frames one way, shim frames as Docker's stream the other.
-async fn relay<C>(
+pub(crate) async fn relay<C>(
     client: C,
     shim: tokio::net::UnixStream,
     want_in: bool,

@@ -4,6 +4,7 @@
 mod containers;
 pub mod error;
 mod events;
+mod exec;
 mod images;
 mod system;
 
@@ -82,6 +83,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/stats", get(events::stats))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

@@ -170,11 +170,45 @@ pub fn create(
         Some(profile) => Some(crate::seccomp::compile(profile).map_err(RuntimeError::Seccomp)?),
         None => None,
     };
+    let (overlay, io) = (opts.overlay, opts.io);
+    let preserve_fds = opts.preserve_fds;
+    spawn_child(
+        flags,
+        opts.wait_for_start,
+        join_cgroup,
+        move |go, status, start| {
+            run_child(ChildPlan {
+                spec,
+                rootfs,
+                overlay,
+                io,
+                go,
+                status,
+                start,
+                preserve_fds,
+                unshare_cgroup,
+                join,
+                seccomp,
+            })
+        },
+    )
+}
+
+/// Clones a child (with `flags` namespaces) that runs `child(go, status, start)` (which
+/// never returns); the parent
+/// joins it to its cgroup, lets it go, and learns whether it reached execve (or, with
+/// `wait_for_start`, stopped just before it).
+pub(crate) fn spawn_child(
+    flags: libc::c_int,
+    wait_for_start: bool,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+    child: impl FnOnce(OwnedFd, OwnedFd, Option<OwnedFd>),
+) -> Result<Created, RuntimeError> {
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| io("creating sync pipe")(e.into()))?;
     let (st_r, st_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| io("creating status pipe")(e.into()))?;
-    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if opts.wait_for_start {
+    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if wait_for_start {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io("creating start pipe")(e.into()))?;
         (Some(r), Some(w))
@@ -186,25 +220,17 @@ pub fn create(
             drop(go_w);
             drop(st_r);
             drop(start_w);
-            run_child(ChildPlan {
-                spec,
-                rootfs,
-                overlay: opts.overlay,
-                io: opts.io,
-                go: go_r,
-                status: st_w,
-                start: start_r,
-                preserve_fds: opts.preserve_fds,
-                unshare_cgroup,
-                join,
-                seccomp,
-            })
+            child(go_r, st_w, start_r);
+            // the child plans never return; should one, it must not run on as the parent
+            sys::exit_now(125)
         }
         Forked::Parent(pid) => {
             drop(go_r);
             drop(st_w);
             drop(start_r);
-            drop(opts.io);
+            // the child's copy of everything else (stdio ends) is its own; ours goes with
+            // the closure
+            drop(child);
             let mut status = std::fs::File::from(st_r);
             let kill_child = |pid: i32| {
                 if let Some(p) = rustix::process::Pid::from_raw(pid) {
@@ -225,7 +251,7 @@ pub fn create(
             drop(go);
             match read_status(&mut status) {
                 Ok(ready) => {
-                    if opts.wait_for_start && !ready {
+                    if wait_for_start && !ready {
                         return Err(RuntimeError::Init {
                             code: 125,
                             message: "container process exited during setup".into(),

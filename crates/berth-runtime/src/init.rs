@@ -35,6 +35,13 @@ pub enum ProcessIo {
     },
     /// Keep the caller's fds 0-2 (the runtime CLI when it is not given a console socket).
     Inherit,
+    /// A terminal allocated inside the container (its /dev/ptmx, once its mounts are
+    /// joined), whose master is sent to the caller over this unix socket (SCM_RIGHTS).
+    /// For `exec` only: a container's init has no mounts of its own yet at that point.
+    ConsoleSocket {
+        /// One end of a socket pair; the caller receives on the other.
+        socket: OwnedFd,
+    },
 }
 
 /// Why the child failed, with the exit code Docker would use.
@@ -88,12 +95,91 @@ pub(crate) fn run_child(mut plan: ChildPlan<'_>) -> ! {
         Ok(never) => match never {},
         Err(f) => f,
     };
+    report_and_exit(plan.status, failure)
+}
+
+/// Sends the failure up the status pipe and ends the child with its code.
+fn report_and_exit(status: OwnedFd, failure: InitFailure) -> ! {
     let mut msg = vec![TAG_ERROR, failure.code];
     msg.extend_from_slice(failure.message.as_bytes());
-    let mut status = std::fs::File::from(plan.status);
+    let mut status = std::fs::File::from(status);
     let _ = status.write_all(&msg);
     drop(status);
     sys::exit_now(failure.code as i32)
+}
+
+/// Waits for the parent's go byte (the cgroup is joined).
+fn wait_for_go(go: &OwnedFd) -> Result<(), InitFailure> {
+    let mut byte = [0u8; 1];
+    let mut go = std::fs::File::from(go.try_clone().map_err(fail("cloning sync fd"))?);
+    match go.read(&mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err(InitFailure::new(
+            125,
+            "runtime parent went away before the container started",
+        )),
+    }
+}
+
+/// Makes the planned fds the process's stdio (and the terminal its controlling one).
+fn wire_stdio(io: &ProcessIo) -> Result<(), InitFailure> {
+    match io {
+        ProcessIo::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            let null;
+            let stdin = match stdin {
+                Some(fd) => fd,
+                None => {
+                    null = OwnedFd::from(
+                        std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?,
+                    );
+                    &null
+                }
+            };
+            dup_to(stdin, 0)?;
+            dup_to(stdout, 1)?;
+            dup_to(stderr, 2)?;
+        }
+        ProcessIo::Terminal { slave, .. } => {
+            rustix::process::setsid().map_err(fail("creating a session"))?;
+            rustix::process::ioctl_tiocsctty(slave)
+                .map_err(fail("setting the controlling terminal"))?;
+            dup_to(slave, 0)?;
+            dup_to(slave, 1)?;
+            dup_to(slave, 2)?;
+        }
+        ProcessIo::ConsoleSocket { socket } => {
+            let master = rustix::pty::openpt(
+                rustix::pty::OpenptFlags::RDWR
+                    | rustix::pty::OpenptFlags::NOCTTY
+                    | rustix::pty::OpenptFlags::CLOEXEC,
+            )
+            .map_err(fail("opening the container's /dev/ptmx"))?;
+            rustix::pty::grantpt(&master).map_err(fail("granting the terminal"))?;
+            rustix::pty::unlockpt(&master).map_err(fail("unlocking the terminal"))?;
+            let name =
+                rustix::pty::ptsname(&master, Vec::new()).map_err(fail("naming the terminal"))?;
+            let slave = rustix::fs::open(
+                name.as_c_str(),
+                rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(fail("opening the terminal"))?;
+            crate::exec::send_fd(socket, &master).map_err(fail("sending the terminal"))?;
+            drop(master);
+            rustix::process::setsid().map_err(fail("creating a session"))?;
+            rustix::process::ioctl_tiocsctty(&slave)
+                .map_err(fail("setting the controlling terminal"))?;
+            dup_to(&slave, 0)?;
+            dup_to(&slave, 1)?;
+            dup_to(&slave, 2)?;
+        }
+        ProcessIo::Inherit => {}
+    }
+    Ok(())
 }
 
 fn dup_to(fd: &OwnedFd, target: i32) -> Result<(), InitFailure> {
@@ -103,17 +189,7 @@ fn dup_to(fd: &OwnedFd, target: i32) -> Result<(), InitFailure> {
 /// Waits for the parent to have moved this process into its cgroup, then creates the cgroup
 /// namespace (whose root is the cgroup this process is in at that moment).
 fn sync_with_parent(go: &OwnedFd, unshare_cgroup: bool) -> Result<(), InitFailure> {
-    let mut byte = [0u8; 1];
-    let mut go = std::fs::File::from(go.try_clone().map_err(fail("cloning sync fd"))?);
-    match go.read(&mut byte) {
-        Ok(1) => {}
-        _ => {
-            return Err(InitFailure::new(
-                125,
-                "runtime parent went away before the container started",
-            ))
-        }
-    }
+    wait_for_go(go)?;
     if unshare_cgroup {
         sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail("creating cgroup namespace"))?;
     }
@@ -159,37 +235,13 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
 
-    // stdio
-    match &plan.io {
-        ProcessIo::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => {
-            let null;
-            let stdin = match stdin {
-                Some(fd) => fd,
-                None => {
-                    null = OwnedFd::from(
-                        std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?,
-                    );
-                    &null
-                }
-            };
-            dup_to(stdin, 0)?;
-            dup_to(stdout, 1)?;
-            dup_to(stderr, 2)?;
-        }
-        ProcessIo::Terminal { slave, .. } => {
-            rustix::process::setsid().map_err(fail("creating a session"))?;
-            rustix::process::ioctl_tiocsctty(slave)
-                .map_err(fail("setting the controlling terminal"))?;
-            dup_to(slave, 0)?;
-            dup_to(slave, 1)?;
-            dup_to(slave, 2)?;
-        }
-        ProcessIo::Inherit => {}
+    if matches!(plan.io, ProcessIo::ConsoleSocket { .. }) {
+        return Err(InitFailure::new(
+            125,
+            "a console socket is for exec only; give the container a terminal",
+        ));
     }
+    wire_stdio(&plan.io)?;
 
     if has_ns(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
@@ -239,6 +291,28 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         return Err(InitFailure::new(125, "a mount namespace is required (berth does not run containers in the host's mount namespace)"));
     }
 
+    let seccomp = plan.seccomp.take();
+    let start = plan.start.take();
+    apply_and_exec(
+        &process,
+        seccomp.as_ref(),
+        plan.preserve_fds,
+        &plan.status,
+        start,
+    )
+}
+
+/// The process part shared by a container's init and `exec`: rlimits, oom score, seccomp,
+/// capabilities, user, umask, no_new_privileges, cwd, and execve with every fd of the
+/// runtime above stdio (and `preserve_fds`) close-on-exec. With `start`, reports ready on
+/// `status` and waits for the start byte just before execve.
+pub(crate) fn apply_and_exec(
+    process: &oci_spec::runtime::Process,
+    seccomp: Option<&crate::seccomp::SeccompProgram>,
+    preserve_fds: u32,
+    status: &OwnedFd,
+    start: Option<OwnedFd>,
+) -> Result<std::convert::Infallible, InitFailure> {
     // limits and identity
     for r in process.rlimits().clone().unwrap_or_default() {
         let resource = rlimit_resource(r.typ());
@@ -285,7 +359,7 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
 
     // without no_new_privileges the filter must be loaded while we still hold CAP_SYS_ADMIN
     if !nnp {
-        if let Some(p) = &plan.seccomp {
+        if let Some(p) = &seccomp {
             p.load()
                 .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
         }
@@ -364,10 +438,10 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     let cpath = c(&path.to_string_lossy())?;
 
     // nothing of ours crosses exec: every fd above stdio (and preserved fds) becomes CLOEXEC
-    sys::cloexec_from(3 + plan.preserve_fds).map_err(fail("closing runtime file descriptors"))?;
-    if let Some(start) = plan.start.take() {
+    sys::cloexec_from(3 + preserve_fds).map_err(fail("closing runtime file descriptors"))?;
+    if let Some(start) = start {
         let mut status =
-            std::fs::File::from(plan.status.try_clone().map_err(fail("cloning status fd"))?);
+            std::fs::File::from(status.try_clone().map_err(fail("cloning status fd"))?);
         status
             .write_all(&[TAG_READY])
             .map_err(fail("reporting ready"))?;
@@ -384,7 +458,7 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         }
     }
     if nnp {
-        if let Some(p) = &plan.seccomp {
+        if let Some(p) = &seccomp {
             p.load()
                 .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
         }
@@ -449,4 +523,77 @@ fn rlimit_resource(t: PosixRlimitType) -> rustix::process::Resource {
         PosixRlimitType::RlimitRtprio => R::Rtprio,
         PosixRlimitType::RlimitRttime => R::Rttime,
     }
+}
+
+/// The child side of `exec`: an extra process in a running container.
+pub(crate) struct ExecChildPlan<'a> {
+    /// The container's process with the exec's args, env, cwd, terminal and capabilities.
+    pub process: oci_spec::runtime::Process,
+    /// `user[:group]` to resolve inside the container; `None` keeps the container's user.
+    pub user: Option<&'a str>,
+    /// The container's namespaces to join (not the pid namespace: the parent joined it for
+    /// its children), in order.
+    pub namespaces: Vec<(LinuxNamespaceType, std::fs::File)>,
+    pub io: ProcessIo,
+    pub go: OwnedFd,
+    pub status: OwnedFd,
+    pub start: Option<OwnedFd>,
+    pub seccomp: Option<crate::seccomp::SeccompProgram>,
+}
+
+/// Runs in the exec child: never returns.
+pub(crate) fn run_exec_child(mut plan: ExecChildPlan<'_>) -> ! {
+    let failure = match exec_setup(&mut plan) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    report_and_exit(plan.status, failure)
+}
+
+fn exec_setup(plan: &mut ExecChildPlan<'_>) -> Result<std::convert::Infallible, InitFailure> {
+    wait_for_go(&plan.go)?;
+    // the cgroup namespace after the cgroup was joined (the go byte), the mount namespace
+    // last: joining it makes the container's root our root and cwd
+    for (typ, f) in &plan.namespaces {
+        rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(f), None).map_err(
+            |e| {
+                InitFailure::new(
+                    125,
+                    format!("joining the container's {typ:?} namespace: {e}"),
+                )
+            },
+        )?;
+    }
+    wire_stdio(&plan.io)?;
+    // users and groups as the container sees them (its /etc, after joining its mounts)
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let group = std::fs::read_to_string("/etc/group").ok();
+    let mut process = plan.process.clone();
+    let home = match plan.user {
+        Some(u) => {
+            let r = crate::user::resolve_user(u, passwd.as_deref(), group.as_deref())
+                .map_err(|e| InitFailure::new(126, e))?;
+            let mut user = process.user().clone();
+            user.set_uid(r.uid);
+            user.set_gid(r.gid);
+            user.set_additional_gids(Some(r.additional.clone()));
+            process.set_user(user);
+            r.home
+        }
+        None => crate::user::resolve_user(
+            &process.user().uid().to_string(),
+            passwd.as_deref(),
+            group.as_deref(),
+        )
+        .map(|r| r.home)
+        .unwrap_or_else(|_| "/".into()),
+    };
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+        process.set_env(Some(env));
+    }
+    let seccomp = plan.seccomp.take();
+    let start = plan.start.take();
+    apply_and_exec(&process, seccomp.as_ref(), 0, &plan.status, start)
 }

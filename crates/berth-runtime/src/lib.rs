@@ -6,11 +6,13 @@ pub mod caps;
 pub mod cgroup;
 pub mod container;
 pub mod defaults;
+pub mod exec;
 mod init;
 pub mod rootfs;
 pub mod seccomp;
 pub mod shim;
 mod sys;
+pub mod user;
 
 pub use container::{create, CreateOptions, Created, RuntimeError};
 pub use init::ProcessIo;

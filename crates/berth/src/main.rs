@@ -78,6 +78,8 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// Get real time events from the server
     Events(commands::events::EventsArgs),
+    /// Execute a command in a running container
+    Exec(commands::exec::ExecArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(commands::containers::ContainerCommand),
@@ -169,6 +171,7 @@ fn main() -> ExitCode {
             Command::Attach(a) => commands::attach::run(a, &g).await,
             Command::Stats(a) => commands::stats::run(a, &g).await,
             Command::Events(a) => commands::events::run(a, &g).await,
+            Command::Exec(a) => commands::exec::exec(a, &g).await,
             Command::Pull(a) => commands::pull::run(a, &g).await,
             Command::Images(a) => commands::images::list(a, &g).await,
             Command::Image(c) => commands::images::dispatch(c, &g).await,

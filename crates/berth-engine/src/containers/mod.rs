@@ -1,6 +1,7 @@
 //! Containers: create, start (through a per-container shim), attach, wait, stop, kill,
 //! restart, remove, list, inspect, logs, and reconciling with the shims found at start-up.
 
+pub mod exec;
 pub mod spec;
 pub mod store;
 
@@ -52,6 +53,8 @@ pub struct Live {
     stopping: Mutex<std::collections::HashSet<String>>,
     /// Exit codes of removed containers, for `wait --condition removed` racing the removal.
     removed_exit: Mutex<HashMap<String, i64>>,
+    /// Exec instances by ID (in memory, as Docker keeps them).
+    execs: Mutex<HashMap<String, exec::ExecRecord>>,
 }
 
 impl Live {
@@ -323,6 +326,7 @@ impl Engine {
             log: log_config(&req)?,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: self.config().cgroup_parent.clone(),
+            exec: None,
         };
         std::fs::write(
             dir.join("shim.json"),
@@ -380,6 +384,7 @@ impl Engine {
         for f in ["exit.json", "state.json"] {
             let _ = std::fs::remove_file(dir.join(f));
         }
+        exec::clear_exec_dirs(&dir);
         let ready = self.spawn_shim(&dir).await;
         let ready = match ready {
             Ok(r) => r,
@@ -915,6 +920,7 @@ impl Engine {
         }
         self.containers.delete(&c.id)?;
         self.container_event(&c, "destroy", &[]);
+        self.forget_execs(&c.id);
         self.live.notify(&c.id);
         self.live
             .stopping

@@ -11,7 +11,12 @@
 //! state.json       {"pid", "shim_pid", "started_at"} once running
 //! exit.json        {"exit_code", "signal", "oom_killed", "finished_at"} once exited
 //! container-json.log[.N]
+//! exec/<exec id>/  one directory per exec (shim.json, shim.sock, state.json, exit.json)
 //! ```
+//! An exec shim (`ShimConfig::exec`) runs one extra process in the running container
+//! ([`crate::exec`]) with the same loop, stdio, socket protocol and exit record, in the
+//! exec's own directory; it writes no container log, joins the container's existing
+//! cgroup and never removes it.
 //! Socket protocol: a client sends one JSON line first: `{"kind":"start"}` (answered with one
 //! JSON line) or `{"kind":"attach","stdin":bool}`; attach connections then carry frames
 //! `[stream u8][len u32 BE][data]`: stream 0 is stdin towards the container, 1/2 are
@@ -51,6 +56,22 @@ pub struct ShimConfig {
     pub cgroup_root: PathBuf,
     /// Parent cgroup under which the container's own is created (`berth`).
     pub cgroup_parent: String,
+    /// Set for an exec shim: run this process in the running container instead of
+    /// creating one (`dir` is then the exec's directory, `bundle` the container's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ShimExec>,
+}
+
+/// The exec part of a [`ShimConfig`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShimExec {
+    /// The container's init pid (host pid namespace).
+    pub container_pid: i32,
+    /// What to run.
+    pub process: crate::exec::ExecProcess,
+    /// Initial terminal size (rows, cols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Written once the container runs.
@@ -189,65 +210,96 @@ pub fn run(
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path)?;
     listener.set_nonblocking(true)?;
-    let mut log = JsonLog::open(&config.dir.join("container-json.log"), config.log.clone())?;
-
-    // stdio
-    let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) = if config.tty {
-        let master = rustix::pty::openpt(
-            rustix::pty::OpenptFlags::RDWR
-                | rustix::pty::OpenptFlags::NOCTTY
-                | rustix::pty::OpenptFlags::CLOEXEC,
-        )?;
-        rustix::pty::grantpt(&master)?;
-        rustix::pty::unlockpt(&master)?;
-        let name = rustix::pty::ptsname(&master, Vec::new())?;
-        let path = PathBuf::from(name.to_string_lossy().into_owned());
-        // O_NOCTTY: the shim leads its own session, and opening a terminal there would make
-        // it the shim's controlling terminal, which the container's init could then not claim
-        let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
-            std::fs::OpenOptions::new().read(true).write(true),
-            rustix::fs::OFlags::NOCTTY.bits() as i32,
-        )
-        .open(&path)?
-        .into();
-        let master_out = master.try_clone()?;
-        (
-            Some(master),
-            vec![(1, master_out)],
-            ProcessIo::Terminal { slave, path },
-        )
-    } else {
-        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let (stdin_r, stdin_w) = if config.open_stdin {
-            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-            (Some(r), Some(w))
-        } else {
-            (None, None)
-        };
-        (
-            stdin_w,
-            vec![(1, out_r), (2, err_r)],
-            ProcessIo::Fds {
-                stdin: stdin_r,
-                stdout: out_w,
-                stderr: err_w,
-            },
-        )
+    // Docker does not log an exec's output to the container's log
+    let mut log = match config.exec {
+        Some(_) => None,
+        None => Some(JsonLog::open(
+            &config.dir.join("container-json.log"),
+            config.log.clone(),
+        )?),
     };
 
+    // stdio
+    // an exec's terminal is made inside the container (its devpts) and its master sent back
+    let mut console: Option<UnixStream> = None;
+    let (mut stdin_w, mut outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) =
+        if config.tty && config.exec.is_some() {
+            let (ours, theirs) = UnixStream::pair()?;
+            console = Some(ours);
+            (
+                None,
+                Vec::new(),
+                ProcessIo::ConsoleSocket {
+                    socket: theirs.into(),
+                },
+            )
+        } else if config.tty {
+            let master = rustix::pty::openpt(
+                rustix::pty::OpenptFlags::RDWR
+                    | rustix::pty::OpenptFlags::NOCTTY
+                    | rustix::pty::OpenptFlags::CLOEXEC,
+            )?;
+            rustix::pty::grantpt(&master)?;
+            rustix::pty::unlockpt(&master)?;
+            let name = rustix::pty::ptsname(&master, Vec::new())?;
+            let path = PathBuf::from(name.to_string_lossy().into_owned());
+            // O_NOCTTY: the shim is a session leader; the terminal is the process's, not ours
+            let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new().read(true).write(true),
+                libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+            .open(&path)?
+            .into();
+            let master_out = master.try_clone()?;
+            (
+                Some(master),
+                vec![(1, master_out)],
+                ProcessIo::Terminal { slave, path },
+            )
+        } else {
+            let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (stdin_r, stdin_w) = if config.open_stdin {
+                let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+                (Some(r), Some(w))
+            } else {
+                (None, None)
+            };
+            (
+                stdin_w,
+                vec![(1, out_r), (2, err_r)],
+                ProcessIo::Fds {
+                    stdin: stdin_r,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+            )
+        };
+
     let mut ready = std::fs::File::from(ready);
-    let created = crate::container::create(
-        crate::container::CreateOptions {
-            spec: &spec,
-            bundle: &config.bundle,
-            overlay: config.overlay.clone(),
-            io: pio,
-            wait_for_start: true,
-            preserve_fds: 0,
-        },
-        |pid| cgroup.join(pid),
-    );
+    let created = match &config.exec {
+        Some(e) => crate::exec::exec(
+            crate::exec::ExecOptions {
+                spec: &spec,
+                pid: e.container_pid,
+                process: &e.process,
+                io: pio,
+                wait_for_start: true,
+            },
+            |pid| cgroup.join(pid),
+        ),
+        None => crate::container::create(
+            crate::container::CreateOptions {
+                spec: &spec,
+                bundle: &config.bundle,
+                overlay: config.overlay.clone(),
+                io: pio,
+                wait_for_start: true,
+                preserve_fds: 0,
+            },
+            |pid| cgroup.join(pid),
+        ),
+    };
     let mut created = match created {
         Ok(c) => c,
         Err(e) => {
@@ -279,6 +331,25 @@ pub fn run(
         }
     };
     let pid = created.pid;
+    if let Some(console) = &console {
+        // sent before the process reported ready
+        let master = crate::exec::recv_fd(console)?;
+        if let Some((rows, cols)) = config.exec.as_ref().and_then(|e| e.console_size) {
+            if rows > 0 && cols > 0 {
+                let _ = rustix::termios::tcsetwinsize(
+                    &master,
+                    rustix::termios::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    },
+                );
+            }
+        }
+        outputs = vec![(1, master.try_clone()?)];
+        stdin_w = Some(master);
+    }
     // an idle shim should hold little memory: the spec is not needed any more, and what
     // parsing it allocated goes back to the kernel
     drop(spec);
@@ -313,7 +384,6 @@ pub fn run(
     let mut clients: Vec<Client> = Vec::new();
     let mut outputs: Vec<(u8, Option<OwnedFd>)> =
         outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
-    let mut stdin_w = stdin_w;
     let mut exited: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
     let mut started = false;
@@ -397,7 +467,9 @@ pub fn run(
                 outputs[*i].1 = None;
                 continue;
             }
-            let _ = log.write((*stream_id as usize).saturating_sub(1), &buf[..n]);
+            if let Some(log) = log.as_mut() {
+                let _ = log.write((*stream_id as usize).saturating_sub(1), &buf[..n]);
+            }
             let f = frame(*stream_id, &buf[..n]);
             for c in clients.iter_mut().filter(|c| c.hello_done && !c.dead) {
                 if c.stream.set_nonblocking(false).is_ok() && c.stream.write_all(&f).is_err() {
@@ -489,9 +561,11 @@ pub fn run(
         clients.retain(|c| !c.dead);
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
+        // any child (waitpid(-1)): rustix's waitpid(None) is waitpid(0), our process group
+        // only, which misses a process that made its own session (a terminal)
         if exited.is_none() || !revents[1].is_empty() {
             while let Ok(Some((p, status))) =
-                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+                rustix::process::wait(rustix::process::WaitOptions::NOHANG)
             {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
@@ -521,7 +595,9 @@ pub fn run(
             }
         }
     }
-    let _ = log.flush();
+    if let Some(log) = log.as_mut() {
+        let _ = log.flush();
+    }
     let (exit_code, signal) = exited.expect("loop ends after exit");
     let state = ExitState {
         exit_code,
@@ -598,6 +674,8 @@ pub struct HostCgroup {
     id: String,
     resources: Option<oci_spec::runtime::LinuxResources>,
     error: Option<String>,
+    /// Join the container's existing cgroup (an exec): no limits written, never removed.
+    existing: bool,
 }
 
 impl HostCgroup {
@@ -618,6 +696,7 @@ impl HostCgroup {
             id: config.id.clone(),
             resources,
             error,
+            existing: config.exec.is_some(),
         }
     }
 }
@@ -628,10 +707,18 @@ impl ShimCgroup for HostCgroup {
             return Err(e.clone());
         }
         let m = self.manager.as_ref().expect("manager without error");
-        let cg = m.create(&self.id).map_err(|e| error_chain(&e))?;
+        let cg = if self.existing {
+            let cg = m.open(&self.id).map_err(|e| error_chain(&e))?;
+            if !cg.exists() {
+                return Err(format!("the cgroup of container {} is gone", self.id));
+            }
+            cg
+        } else {
+            m.create(&self.id).map_err(|e| error_chain(&e))?
+        };
         self.cgroup = Some(cg);
         let cg = self.cgroup.as_ref().expect("just set");
-        if let Some(r) = &self.resources {
+        if let (false, Some(r)) = (self.existing, &self.resources) {
             cg.apply(r).map_err(|e| error_chain(&e))?;
         }
         let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| "invalid pid".to_string())?;
@@ -639,12 +726,19 @@ impl ShimCgroup for HostCgroup {
     }
 
     fn oom_killed(&self) -> bool {
-        self.cgroup
-            .as_ref()
-            .is_some_and(|c| c.oom_killed().unwrap_or(false))
+        !self.existing
+            && self
+                .cgroup
+                .as_ref()
+                .is_some_and(|c| c.oom_killed().unwrap_or(false))
     }
 
     fn destroy(&mut self) {
+        if self.existing {
+            // the container's cgroup: its own shim removes it
+            self.cgroup = None;
+            return;
+        }
         if let Some(c) = self.cgroup.take() {
             if let Err(e) = c.destroy() {
                 let _ = writeln!(

@@ -205,7 +205,7 @@ fn parse_ulimit(s: &str) -> Result<Ulimit> {
     })
 }
 
-fn read_env_file(path: &str) -> Result<Vec<String>> {
+pub(crate) fn read_env_file(path: &str) -> Result<Vec<String>> {
     let data = std::fs::read_to_string(path).with_context(|| format!("reading env file {path}"))?;
     Ok(data
         .lines()
@@ -372,7 +372,7 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
     })
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -1246,6 +1246,8 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Execute a command in a running container
+    Exec(crate::commands::exec::ExecArgs),
 }
 
 /// Arguments of `container prune`.
@@ -1268,6 +1270,7 @@ pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
         ContainerCommand::Rm(a) => rm(a, g).await,
         ContainerCommand::Wait(a) => wait(a, g).await,
         ContainerCommand::Logs(a) => logs(a, g).await,
+        ContainerCommand::Exec(a) => crate::commands::exec::exec(a, g).await,
         ContainerCommand::Ls(a) => ps(a, g).await,
         ContainerCommand::Inspect(mut a) => {
             a.kind = Some("container".into());

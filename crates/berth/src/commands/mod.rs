@@ -4,6 +4,7 @@ pub mod attach;
 pub mod containers;
 pub mod daemon;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod login;
 pub mod pull;
