@@ -1,6 +1,7 @@
 //! Containers: create, start (through a per-container shim), attach, wait, stop, kill,
 //! restart, remove, list, inspect, logs, and reconciling with the shims found at start-up.
 
+pub mod init;
 pub mod spec;
 pub mod store;
 
@@ -236,6 +237,10 @@ impl Engine {
             dir,
             passwd: read_layer_file("etc/passwd"),
             group: read_layer_file("etc/group"),
+            init: match req.host_config.init {
+                Some(true) => Some(init::install(self.root())?),
+                _ => None,
+            },
         };
         let (oci, warnings) = spec::build(&input).map_err(EngineError::Invalid)?;
         let hostname = oci.hostname().clone().unwrap_or_default();

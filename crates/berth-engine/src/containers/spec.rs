@@ -25,6 +25,8 @@ pub struct SpecInput<'a> {
     pub passwd: Option<String>,
     /// The image's /etc/group, if it has one.
     pub group: Option<String>,
+    /// The host path of berth-init, when `--init` asks for it.
+    pub init: Option<PathBuf>,
 }
 
 /// A resolved `--user`.
@@ -238,9 +240,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     let mut warnings = Vec::new();
     let mut spec = defaults::base_spec();
 
-    let args = command_line(req, input.image);
+    let mut args = command_line(req, input.image);
     if args.is_empty() {
         return Err("no command specified".into());
+    }
+    if input.init.is_some() {
+        // `--init`: berth-init is PID 1 and runs the command, as docker-init does
+        let mut with_init = vec![super::init::CONTAINER_PATH.to_string(), "--".to_string()];
+        with_init.append(&mut args);
+        args = with_init;
     }
     let hostname = if req.config.hostname.is_empty() {
         input.id[..12].to_string()
@@ -425,6 +433,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
             "bind",
             &src.to_string_lossy(),
             vec!["rbind".into(), "rprivate".into(), ro.into()],
+        ));
+    }
+    if let Some(init) = &input.init {
+        mounts.push(mount(
+            super::init::CONTAINER_PATH,
+            "bind",
+            &init.to_string_lossy(),
+            vec!["bind".into(), "ro".into(), "nosuid".into(), "nodev".into()],
         ));
     }
     for (dest, opts) in &hc.tmpfs {

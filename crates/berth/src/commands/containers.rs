@@ -46,7 +46,7 @@ pub struct CreateArgs {
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     tty: bool,
-    /// Run an init inside the container that forwards signals and reaps processes
+    /// Run berth's init as PID 1 (at /sbin/docker-init): it forwards signals, reaps zombies
     #[arg(long)]
     init: bool,
     /// Mount the container's root filesystem as read only

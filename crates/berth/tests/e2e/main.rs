@@ -3,6 +3,7 @@
 //! All of them are privileged (layers hold whiteout device nodes and owned files).
 
 mod containers;
+mod init_rootfs_runtime;
 mod support;
 
 use std::io::Write;

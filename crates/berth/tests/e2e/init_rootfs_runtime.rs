@@ -1,0 +1,99 @@
+//! `--init`, `--rootfs DIR` and `--runtime runc|crun|PATH` end to end, observed from inside
+//! the container and on the host (mounts, runtime state, cgroups left behind).
+
+use std::time::{Duration, Instant};
+
+use berth_testkit::priv_test;
+
+use crate::containers::fixture;
+use crate::support::Berth;
+
+fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
+    let out = b.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+priv_test! {
+    fn init_is_pid_1_reaps_forwards_and_passes_codes() {
+        let f = fixture();
+        let b = &f.b;
+        // PID 1 is berth-init, the command its child
+        let s = b.ok(&["run", "--rm", "--init", &f.img, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; ps -o pid,comm"]);
+        assert!(s.starts_with("/sbin/docker-init -- sh -c"), "{s}");
+        assert!(s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "docker-init"]), "{s}");
+        // without --init the command is PID 1
+        let s = b.ok(&["run", "--rm", &f.img, "sh", "-c", "cat /proc/1/comm; true"]);
+        assert_eq!(s, "sh\n");
+        // the init is read-only in the container
+        let (c, _, err) = code(b, &["run", "--rm", "--init", &f.img, "sh", "-c", "echo x > /sbin/docker-init"]);
+        assert_ne!(c, 0, "{err}");
+        // exit codes pass through
+        let (c, _, _) = code(b, &["run", "--rm", "--init", &f.img, "sh", "-c", "exit 5"]);
+        assert_eq!(c, 5);
+        let (c, _, err) = code(b, &["run", "--rm", "--init", &f.img, "nosuchcommand"]);
+        assert_eq!(c, 127, "{err}");
+        // zombies: orphans that exit come to PID 1; the init reaps them, while a PID 1 that
+        // never waits (here `sleep`, exec'd by the shell) leaves them <defunct>
+        let script = "for i in 1 2 3; do sh -c 'sleep 0.2 &'; done; exec sleep 30";
+        for (init, expect_zombies) in [(true, false), (false, true)] {
+            let mut args = vec!["run", "-d"];
+            if init {
+                args.push("--init");
+            }
+            args.extend([f.img.as_str(), "sh", "-c", script]);
+            let id = b.ok(&args).trim().to_string();
+            std::thread::sleep(Duration::from_millis(1500));
+            let pid: i32 = b.ok(&["inspect", "--format", "{{.State.Pid}}", &id]).trim().parse().expect("pid");
+            let zombies = zombie_children(pid);
+            assert_eq!(!zombies.is_empty(), expect_zombies, "--init {init}: zombies {zombies:?}");
+            b.ok(&["rm", "-f", &id]);
+        }
+        // TERM: a shell as PID 1 ignores it; the init forwards it to the shell's `sleep`... the
+        // shell (not PID 1) then dies of it: 143 at once
+        let id = b.ok(&["run", "-d", "--init", &f.img, "sh", "-c", "sleep 60"]).trim().to_string();
+        std::thread::sleep(Duration::from_millis(500));
+        let inspect = b.ok(&["inspect", "--format", "{{.HostConfig.Init}} {{.Path}}", &id]);
+        assert_eq!(inspect.trim(), "true sh", "inspect shows Init and the command as Path");
+        let t = Instant::now();
+        b.ok(&["kill", "-s", "TERM", &id]);
+        assert_eq!(b.ok(&["wait", &id]).trim(), "143");
+        assert!(t.elapsed() < Duration::from_secs(5), "stopped promptly: {:?}", t.elapsed());
+        b.ok(&["rm", &id]);
+        let id = b.ok(&["run", "-d", &f.img, "sh", "-c", "sleep 60"]).trim().to_string();
+        std::thread::sleep(Duration::from_millis(500));
+        b.ok(&["kill", "-s", "TERM", &id]);
+        std::thread::sleep(Duration::from_millis(1000));
+        let st = b.ok(&["inspect", "--format", "{{.State.Status}}", &id]);
+        assert_eq!(st.trim(), "running", "a shell as PID 1 ignores TERM");
+        b.ok(&["rm", "-f", &id]);
+        // the init was installed once under the root, static, read-only
+        let init = b.root.path().join("bin/berth-init");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&init).expect("installed").permissions());
+        assert_eq!(mode & 0o777, 0o555);
+        let file = std::process::Command::new("file").arg(&init).output().expect("file");
+        let file = String::from_utf8_lossy(&file.stdout);
+        assert!(file.contains("statically linked"), "{file}");
+    }
+}
+
+/// Host pids of zombie children of `pid`.
+fn zombie_children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[0] == "Z" && f[1] == pid.to_string() {
+            out.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    out
+}
