@@ -143,18 +143,26 @@ impl Engine {
         if req.host_config.network_mode.is_empty() || req.host_config.network_mode == "default" {
             req.host_config.network_mode = "none".into();
         }
-        if req.config.image.is_empty() {
-            return Err(EngineError::Invalid(
-                "no image specified: give an image to create the container from".into(),
-            ));
-        }
-        let image = self.image(&req.config.image).map_err(|e| match e {
-            EngineError::Image(berth_image::ImageError::NotFound { .. }) => {
-                EngineError::NotFound(format!("No such image: {}", req.config.image))
+        let (image, image_config) = if !req.host_config.rootfs.is_empty() {
+            // --rootfs: a directory tree instead of an image; it names the container's image
+            check_rootfs(&req.host_config.rootfs)?;
+            req.config.image = req.host_config.rootfs.clone();
+            (None, rootfs_image_config())
+        } else {
+            if req.config.image.is_empty() {
+                return Err(EngineError::Invalid(
+                    "no image specified: give an image to create the container from".into(),
+                ));
             }
-            other => other,
-        })?;
-        let image_config = self.image_config(&image)?;
+            let image = self.image(&req.config.image).map_err(|e| match e {
+                EngineError::Image(berth_image::ImageError::NotFound { .. }) => {
+                    EngineError::NotFound(format!("No such image: {}", req.config.image))
+                }
+                other => other,
+            })?;
+            let image_config = self.image_config(&image)?;
+            (Some(image), image_config)
+        };
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n);
@@ -189,7 +197,7 @@ impl Engine {
         let id = new_id();
         let dir = self.container_dir(&id);
         let result = self
-            .prepare_container(&id, &name, &dir, &image, &image_config, req)
+            .prepare_container(&id, &name, &dir, image.as_ref(), &image_config, req)
             .await;
         match result {
             Ok(warnings) => Ok((id, warnings)),
@@ -206,7 +214,7 @@ impl Engine {
         id: &str,
         name: &str,
         dir: &Path,
-        image: &berth_image::store::ImageRecord,
+        image: Option<&berth_image::store::ImageRecord>,
         image_config: &berth_image::manifest::ImageConfig,
         req: CreateRequest,
     ) -> Result<Vec<String>, EngineError> {
@@ -214,12 +222,27 @@ impl Engine {
             let p = p.to_path_buf();
             move |e: std::io::Error| EngineError::Internal(format!("{op} {}: {e}", p.display()))
         };
-        for sub in ["", "upper", "work", "bundle/rootfs"] {
+        let subdirs: &[&str] = match image {
+            Some(_) => &["", "upper", "work", "bundle/rootfs"],
+            None => &["", "bundle"],
+        };
+        for sub in subdirs {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
         }
-        let mounts = self.store().mounts(image);
+        let mounts = image.map(|image| self.store().mounts(image));
+        let rootfs_dir =
+            (!req.host_config.rootfs.is_empty()).then(|| PathBuf::from(&req.host_config.rootfs));
         let read_layer_file = |rel: &str| -> Option<String> {
+            if let Some(root) = &rootfs_dir {
+                // the tree is the root as it is (a symlink here would resolve on the host)
+                let p = root.join(rel);
+                return match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_file() => std::fs::read_to_string(&p).ok(),
+                    _ => None,
+                };
+            }
+            let mounts = mounts.as_ref()?;
             for lower in &mounts.lowerdirs {
                 let p = lower.join(rel);
                 match std::fs::symlink_metadata(&p) {
@@ -242,7 +265,10 @@ impl Engine {
                 _ => None,
             },
         };
-        let (oci, warnings) = spec::build(&input).map_err(EngineError::Invalid)?;
+        let (mut oci, warnings) = spec::build(&input).map_err(EngineError::Invalid)?;
+        if let (Some(root), Some(spec_root)) = (&rootfs_dir, oci.root_mut()) {
+            spec_root.set_path(root.clone());
+        }
         let hostname = oci.hostname().clone().unwrap_or_default();
         let hosts = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n{}",
@@ -272,12 +298,14 @@ impl Engine {
             serde_json::to_vec_pretty(&oci).map_err(|e| EngineError::Internal(e.to_string()))?,
         )
         .map_err(io("writing", &spec_path))?;
-        let overlay = mounts.overlay_options(&dir.join("upper"), &dir.join("work"));
+        let overlay = mounts
+            .as_ref()
+            .map(|m| m.overlay_options(&dir.join("upper"), &dir.join("work")));
         let shim_config = ShimConfig {
             id: id.to_string(),
             dir: dir.to_path_buf(),
             bundle: dir.join("bundle"),
-            overlay: Some(overlay),
+            overlay,
             tty: req.config.tty,
             open_stdin: req.config.open_stdin,
             log: log_config(&req)?,
@@ -294,7 +322,7 @@ impl Engine {
             id: id.to_string(),
             name: name.to_string(),
             image: req.config.image.clone(),
-            image_id: image.id.to_string(),
+            image_id: image.map(|i| i.id.to_string()).unwrap_or_default(),
             created_at: now(),
             config: req,
             state: State::Created,
@@ -875,6 +903,35 @@ fn just_exited(finished_at: &str) -> bool {
     (0.0..2.0).contains(&(now - t))
 }
 
+/// `--rootfs DIR`: an absolute path to an existing directory (symlinks are followed).
+fn check_rootfs(dir: &str) -> Result<(), EngineError> {
+    let p = Path::new(dir);
+    if !p.is_absolute() {
+        return Err(EngineError::Invalid(format!(
+            "--rootfs {dir}: the root file system must be an absolute path"
+        )));
+    }
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(EngineError::Invalid(format!(
+            "--rootfs {dir}: not a directory; give a directory tree to use as the root"
+        ))),
+        Err(e) => Err(EngineError::Invalid(format!(
+            "--rootfs {dir}: {e}; give an existing directory tree to use as the root"
+        ))),
+    }
+}
+
+/// The image config of a `--rootfs` container: nothing but the platform.
+fn rootfs_image_config() -> berth_image::manifest::ImageConfig {
+    serde_json::from_value(serde_json::json!({
+        "architecture": std::env::consts::ARCH,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .expect("a valid image config")
+}
+
 /// `--log-opt max-size/max-file` → rotation settings.
 pub fn log_config(req: &CreateRequest) -> Result<LogConfig, EngineError> {
     let lc = &req.host_config.log_config;
@@ -1038,6 +1095,28 @@ mod tests {
         assert!(just_exited(&now()));
         assert!(!just_exited("2023-11-14T22:13:20Z"));
         assert!(!just_exited(ZERO_TIME));
+    }
+
+    #[test]
+    fn rootfs_paths_are_checked() {
+        let dir = std::env::temp_dir();
+        assert!(check_rootfs(&dir.to_string_lossy()).is_ok());
+        let e = check_rootfs("relative/tree")
+            .expect_err("relative")
+            .to_string();
+        assert!(e.contains("absolute path"), "{e}");
+        let e = check_rootfs("/nonexistent/berth-tree")
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/berth-tree") && e.contains("existing directory"),
+            "{e}"
+        );
+        let e = check_rootfs("/etc/hostname")
+            .expect_err("a file")
+            .to_string();
+        assert!(e.contains("not a directory"), "{e}");
+        assert_eq!(rootfs_image_config().os, "linux");
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct CreateArgs {
     /// Runtime to use for this container
     #[arg(long)]
     runtime: Option<String>,
+    /// Run this directory tree (absolute path) as the root, in place and writable, instead of
+    /// an image; the arguments are then the command: --rootfs DIR COMMAND [ARG...]
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<String>,
     /// Connect a container to a network (none, host)
     #[arg(long = "network", alias = "net", default_value = "none")]
     network: String,
@@ -225,11 +229,17 @@ fn read_env_file(path: &str) -> Result<Vec<String>> {
 
 /// Builds Docker's create body from the flags.
 pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
-    let image = a
-        .rest
-        .first()
-        .context("\"run\" requires at least 1 argument: IMAGE")?
-        .clone();
+    // with --rootfs there is no image: every argument is the command
+    let (image, cmd) = match &a.rootfs {
+        Some(dir) => (dir.clone(), a.rest.clone()),
+        None => (
+            a.rest
+                .first()
+                .context("\"run\" requires at least 1 argument: IMAGE")?
+                .clone(),
+            a.rest[1..].to_vec(),
+        ),
+    };
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(read_env_file(f)?);
@@ -321,7 +331,7 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             open_stdin: a.interactive,
             stdin_once: a.interactive,
             env,
-            cmd: a.rest[1..].to_vec(),
+            cmd,
             image,
             working_dir: a.workdir.clone().unwrap_or_default(),
             entrypoint,
@@ -341,6 +351,7 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             tmpfs,
             init: a.init.then_some(true),
             runtime: a.runtime.clone().unwrap_or_default(),
+            rootfs: a.rootfs.clone().unwrap_or_default(),
             memory: a
                 .memory
                 .as_deref()
@@ -398,7 +409,7 @@ async fn create_container(
         None => "/containers/create".to_string(),
     };
     let body = serde_json::to_vec(&req)?;
-    if a.pull == "always" {
+    if a.pull == "always" && a.rootfs.is_none() {
         pull_for_run(g, &req.config.image, a.platform.as_deref()).await?;
     }
     match client
@@ -408,7 +419,7 @@ async fn create_container(
         Err(ApiClientError::Api {
             status: 404,
             message,
-        }) if message.starts_with("No such image") && a.pull != "never" => {
+        }) if message.starts_with("No such image") && a.pull != "never" && a.rootfs.is_none() => {
             output::err(&format!(
                 "Unable to find image '{}' locally",
                 req.config.image

@@ -97,3 +97,64 @@ fn zombie_children(pid: i32) -> Vec<i32> {
     }
     out
 }
+
+/// A plain directory tree: the busybox fixture's base layer, unpacked.
+fn busybox_tree(dir: &std::path::Path) -> std::path::PathBuf {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    let tar = dir.join("base.tar");
+    std::fs::write(
+        &tar,
+        berth_testkit::image::busybox_base_layer().expect("layer"),
+    )
+    .expect("write");
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&tree)
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    tree
+}
+
+priv_test! {
+    fn rootfs_runs_a_directory_tree_in_place() {
+        let b = Berth::new();
+        let work = tempfile::tempdir().expect("tempdir");
+        let tree = busybox_tree(work.path());
+        let t = tree.to_string_lossy().to_string();
+        // no image, no pull: the tree is the root, writable, in place
+        let s = b.ok(&["run", "--rm", "--rootfs", &t, "sh", "-c", "echo written > /from-container; id -un; cat /etc/hostname >/dev/null && echo ok"]);
+        assert_eq!(s, "root\nok\n");
+        assert_eq!(std::fs::read_to_string(tree.join("from-container")).expect("written into the tree"), "written\n");
+        let (c, _, _) = code(&b, &["run", "--rm", "--rootfs", &t, "sh", "-c", "exit 4"]);
+        assert_eq!(c, 4);
+        // users resolve against the tree's /etc/passwd; --init works on it too
+        let s = b.ok(&["run", "--rm", "--init", "-u", "user", "--rootfs", &t, "sh", "-c", "id -u; cat /proc/1/comm"]);
+        assert_eq!(s, "1000\ndocker-init\n");
+        // ps and inspect name the tree as the image
+        let id = b.ok(&["create", "--name", "tree", "--rootfs", &t, "true"]).trim().to_string();
+        let ps = b.ok(&["ps", "-a", "--format", "{{.Image}}"]);
+        assert_eq!(ps.trim(), t, "{ps}");
+        let img = b.ok(&["inspect", "--format", "{{.Config.Image}} {{.HostConfig.BerthRootfs}}", &id]);
+        assert_eq!(img.trim(), format!("{t} {t}"));
+        b.ok(&["start", "-a", &id]);
+        b.ok(&["rm", &id]);
+        // nothing mounted on the host, the tree still there
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(!mounts.contains(&t), "{mounts}");
+        assert!(tree.join("bin/busybox").exists());
+        // bad trees: clear errors, exit 125, nothing created
+        let file = tree.join("etc/passwd").to_string_lossy().to_string();
+        for (dir, what) in [("relative/tree", "absolute path"), ("/nonexistent/berth-tree", "existing directory"), (file.as_str(), "not a directory")] {
+            let (c, _, err) = code(&b, &["run", "--rm", "--rootfs", dir, "true"]);
+            assert_eq!(c, 125, "{err}");
+            assert!(err.contains(dir) && err.contains(what), "{err}");
+        }
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+        let dirs: Vec<_> = std::fs::read_dir(b.root.path().join("containers")).expect("dir").collect();
+        assert!(dirs.is_empty(), "no container directory left");
+    }
+}
