@@ -190,14 +190,19 @@ impl Engine {
         }
         let log = log_config(&req)?;
         let _ = log;
-        match req.host_config.runtime.as_str() {
-            "" | "berth" => {}
-            other => return Err(EngineError::Invalid(format!("unknown or invalid runtime name: {other} (external runtimes arrive later; use berth)"))),
-        }
+        let runtime = resolve_runtime(&req.host_config.runtime)?;
         let id = new_id();
         let dir = self.container_dir(&id);
         let result = self
-            .prepare_container(&id, &name, &dir, image.as_ref(), &image_config, req)
+            .prepare_container(
+                &id,
+                &name,
+                &dir,
+                image.as_ref(),
+                &image_config,
+                req,
+                runtime,
+            )
             .await;
         match result {
             Ok(warnings) => Ok((id, warnings)),
@@ -217,6 +222,7 @@ impl Engine {
         image: Option<&berth_image::store::ImageRecord>,
         image_config: &berth_image::manifest::ImageConfig,
         req: CreateRequest,
+        runtime: Option<PathBuf>,
     ) -> Result<Vec<String>, EngineError> {
         let io = |op: &'static str, p: &Path| {
             let p = p.to_path_buf();
@@ -269,6 +275,16 @@ impl Engine {
         if let (Some(root), Some(spec_root)) = (&rootfs_dir, oci.root_mut()) {
             spec_root.set_path(root.clone());
         }
+        if runtime.is_some() {
+            // an external runtime makes the cgroup itself: at the path berth's cgroup code
+            // reads (pause, top, OOM, stats), `/<parent>/<id>`
+            if let Some(linux) = oci.linux_mut() {
+                linux.set_cgroups_path(Some(PathBuf::from(format!(
+                    "/{}/{id}",
+                    self.config().cgroup_parent.trim_matches('/')
+                ))));
+            }
+        }
         let hostname = oci.hostname().clone().unwrap_or_default();
         let hosts = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n{}",
@@ -311,6 +327,11 @@ impl Engine {
             log: log_config(&req)?,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: self.config().cgroup_parent.clone(),
+            runtime_root: runtime.as_ref().map(|r| {
+                let name = r.file_name().unwrap_or_default().to_string_lossy();
+                self.root().join("runtimes").join(name.as_ref())
+            }),
+            runtime,
         };
         std::fs::write(
             dir.join("shim.json"),
@@ -903,6 +924,45 @@ fn just_exited(finished_at: &str) -> bool {
     (0.0..2.0).contains(&(now - t))
 }
 
+/// `--runtime`: berth's own (`None`), or the path of an external OCI runtime: `runc`, `crun`
+/// or `youki` found on PATH, or an absolute path to an executable.
+pub fn resolve_runtime(name: &str) -> Result<Option<PathBuf>, EngineError> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    match name {
+        "" | "berth" => Ok(None),
+        "runc" | "crun" | "youki" => {
+            let path = std::env::var("PATH").unwrap_or_default();
+            let dirs = path
+                .split(':')
+                .chain(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]);
+            for d in dirs.filter(|d| !d.is_empty()) {
+                let p = Path::new(d).join(name);
+                if executable(&p) {
+                    return Ok(Some(p));
+                }
+            }
+            Err(EngineError::Invalid(format!(
+                "runtime {name} is not installed: no executable {name} on PATH (install it, or give --runtime an absolute path)"
+            )))
+        }
+        other if other.starts_with('/') => {
+            if executable(Path::new(other)) {
+                Ok(Some(PathBuf::from(other)))
+            } else {
+                Err(EngineError::Invalid(format!(
+                    "runtime {other} is not an executable file; give the absolute path of an OCI runtime"
+                )))
+            }
+        }
+        other => Err(EngineError::Invalid(format!(
+            "unknown or invalid runtime name: {other} (use berth, runc, crun, youki or an absolute path to an OCI runtime)"
+        ))),
+    }
+}
+
 /// `--rootfs DIR`: an absolute path to an existing directory (symlinks are followed).
 fn check_rootfs(dir: &str) -> Result<(), EngineError> {
     let p = Path::new(dir);
@@ -1095,6 +1155,31 @@ mod tests {
         assert!(just_exited(&now()));
         assert!(!just_exited("2023-11-14T22:13:20Z"));
         assert!(!just_exited(ZERO_TIME));
+    }
+
+    #[test]
+    fn runtimes_resolve() {
+        assert_eq!(resolve_runtime("").expect("default"), None);
+        assert_eq!(resolve_runtime("berth").expect("own"), None);
+        let e = resolve_runtime("nosuchruntime")
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            e.contains("unknown or invalid runtime name: nosuchruntime"),
+            "{e}"
+        );
+        let plain = std::env::temp_dir().join(format!("berth-plain-{}", std::process::id()));
+        std::fs::write(&plain, "x").expect("write");
+        let e = resolve_runtime(&plain.to_string_lossy())
+            .expect_err("not executable")
+            .to_string();
+        let _ = std::fs::remove_file(&plain);
+        assert!(e.contains("not an executable"), "{e}");
+        assert!(resolve_runtime("/nonexistent/runc").is_err());
+        assert_eq!(
+            resolve_runtime("/bin/sh").expect("absolute"),
+            Some(PathBuf::from("/bin/sh"))
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! `[stream u8][len u32 BE][data]`: stream 0 is stdin towards the container, 1/2 are
 //! stdout/stderr towards the client, 3 is a resize (`rows u16, cols u16`), 4 closes stdin.
 
+pub mod external;
 pub mod log;
 
 use std::io::{self, Read, Write};
@@ -50,6 +51,40 @@ pub struct ShimConfig {
     pub cgroup_root: PathBuf,
     /// Parent cgroup under which the container's own is created (`berth`).
     pub cgroup_parent: String,
+    /// An external OCI runtime (runc, crun) to drive instead of berth's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<PathBuf>,
+    /// That runtime's state directory (`--root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_root: Option<PathBuf>,
+}
+
+/// The container process, created by berth's runtime or by an external one.
+enum Launched {
+    Own(crate::container::Created),
+    External(external::External),
+}
+
+impl Launched {
+    fn pid(&self) -> i32 {
+        match self {
+            Launched::Own(c) => c.pid,
+            Launched::External(e) => e.pid,
+        }
+    }
+
+    fn start(&mut self) -> Result<(), crate::container::RuntimeError> {
+        match self {
+            Launched::Own(c) => c.start(),
+            Launched::External(e) => e.start(),
+        }
+    }
+
+    fn cleanup(&mut self) {
+        if let Launched::External(e) = self {
+            e.cleanup();
+        }
+    }
 }
 
 /// Written once the container runs.
@@ -186,59 +221,98 @@ pub fn run(
     let mut log = JsonLog::open(&config.dir.join("container-json.log"), config.log.clone())?;
 
     // stdio
-    let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) = if config.tty {
-        let master = rustix::pty::openpt(
-            rustix::pty::OpenptFlags::RDWR
-                | rustix::pty::OpenptFlags::NOCTTY
-                | rustix::pty::OpenptFlags::CLOEXEC,
-        )?;
-        rustix::pty::grantpt(&master)?;
-        rustix::pty::unlockpt(&master)?;
-        let name = rustix::pty::ptsname(&master, Vec::new())?;
-        let path = PathBuf::from(name.to_string_lossy().into_owned());
-        let slave: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)?
-            .into();
-        let master_out = master.try_clone()?;
-        (
-            Some(master),
-            vec![(1, master_out)],
-            ProcessIo::Terminal { slave, path },
-        )
-    } else {
-        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let (stdin_r, stdin_w) = if config.open_stdin {
-            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-            (Some(r), Some(w))
+    let (stdin_w, outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) =
+        if config.tty && config.runtime.is_some() {
+            // an external runtime makes the pty and hands the master over (below)
+            (None, Vec::new(), ProcessIo::Inherit)
+        } else if config.tty {
+            let master = rustix::pty::openpt(
+                rustix::pty::OpenptFlags::RDWR
+                    | rustix::pty::OpenptFlags::NOCTTY
+                    | rustix::pty::OpenptFlags::CLOEXEC,
+            )?;
+            rustix::pty::grantpt(&master)?;
+            rustix::pty::unlockpt(&master)?;
+            let name = rustix::pty::ptsname(&master, Vec::new())?;
+            let path = PathBuf::from(name.to_string_lossy().into_owned());
+            let slave: OwnedFd = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)?
+                .into();
+            let master_out = master.try_clone()?;
+            (
+                Some(master),
+                vec![(1, master_out)],
+                ProcessIo::Terminal { slave, path },
+            )
         } else {
-            (None, None)
+            let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (stdin_r, stdin_w) = if config.open_stdin {
+                let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+                (Some(r), Some(w))
+            } else {
+                (None, None)
+            };
+            (
+                stdin_w,
+                vec![(1, out_r), (2, err_r)],
+                ProcessIo::Fds {
+                    stdin: stdin_r,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+            )
         };
-        (
-            stdin_w,
-            vec![(1, out_r), (2, err_r)],
-            ProcessIo::Fds {
-                stdin: stdin_r,
-                stdout: out_w,
-                stderr: err_w,
-            },
-        )
-    };
 
     let mut ready = std::fs::File::from(ready);
-    let created = crate::container::create(
-        crate::container::CreateOptions {
-            spec: &spec,
-            bundle: &config.bundle,
-            overlay: config.overlay.clone(),
-            io: pio,
-            wait_for_start: true,
-            preserve_fds: 0,
-        },
-        |pid| cgroup.join(pid),
-    );
+    let (mut stdin_w, mut outputs) = (stdin_w, outputs);
+    let created = match &config.runtime {
+        None => crate::container::create(
+            crate::container::CreateOptions {
+                spec: &spec,
+                bundle: &config.bundle,
+                overlay: config.overlay.clone(),
+                io: pio,
+                wait_for_start: true,
+                preserve_fds: 0,
+            },
+            |pid| cgroup.join(pid),
+        )
+        .map(Launched::Own),
+        Some(runtime) => {
+            external::External::create(config, runtime, pio).and_then(|(mut ext, console)| {
+                if let Some(master) = console {
+                    // the runtime made the pty: its master replaces ours
+                    let out =
+                        master
+                            .try_clone()
+                            .map_err(|source| crate::container::RuntimeError::Io {
+                                op: "duplicating the pty master".into(),
+                                source,
+                            });
+                    match out {
+                        Ok(out) => {
+                            stdin_w = Some(master);
+                            outputs = vec![(1, out)];
+                        }
+                        Err(e) => {
+                            ext.cleanup();
+                            return Err(e);
+                        }
+                    }
+                }
+                // the runtime made the cgroup the spec names (berth's path): adopt it for
+                // the OOM record and the final clean-up
+                if let Err(e) = cgroup.join(ext.pid) {
+                    ext.cleanup();
+                    return Err(crate::container::RuntimeError::Cgroup(e));
+                }
+                Ok(Launched::External(ext))
+            })
+        }
+    };
     let mut created = match created {
         Ok(c) => c,
         Err(e) => {
@@ -269,7 +343,7 @@ pub fn run(
             });
         }
     };
-    let pid = created.pid;
+    let pid = created.pid();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid)
             .ok_or_else(|| io::Error::other("invalid container pid"))?,
@@ -300,7 +374,6 @@ pub fn run(
     let mut clients: Vec<Client> = Vec::new();
     let mut outputs: Vec<(u8, Option<OwnedFd>)> =
         outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
-    let mut stdin_w = stdin_w;
     let mut exited: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
     let mut started = false;
@@ -476,8 +549,10 @@ pub fn run(
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
         if exited.is_none() || !revents[1].is_empty() {
+            // wait(), i.e. pid -1: waitpid(None) is pid 0, this process group only, and a
+            // container init that made its own session (as runc's does) is not in it
             while let Ok(Some((p, status))) =
-                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+                rustix::process::wait(rustix::process::WaitOptions::NOHANG)
             {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
@@ -496,6 +571,7 @@ pub fn run(
         }
     }
     let _ = log.flush();
+    created.cleanup();
     let (exit_code, signal) = exited.expect("loop ends after exit");
     let state = ExitState {
         exit_code,
