@@ -190,19 +190,12 @@ impl Engine {
         }
         let log = log_config(&req)?;
         let _ = log;
-        let runtime = resolve_runtime(&req.host_config.runtime)?;
+        // checked before anything is made (prepare_container resolves it again)
+        resolve_runtime(&req.host_config.runtime)?;
         let id = new_id();
         let dir = self.container_dir(&id);
         let result = self
-            .prepare_container(
-                &id,
-                &name,
-                &dir,
-                image.as_ref(),
-                &image_config,
-                req,
-                runtime,
-            )
+            .prepare_container(&id, &name, &dir, image.as_ref(), &image_config, req)
             .await;
         match result {
             Ok(warnings) => Ok((id, warnings)),
@@ -222,8 +215,8 @@ impl Engine {
         image: Option<&berth_image::store::ImageRecord>,
         image_config: &berth_image::manifest::ImageConfig,
         req: CreateRequest,
-        runtime: Option<PathBuf>,
     ) -> Result<Vec<String>, EngineError> {
+        let runtime = resolve_runtime(&req.host_config.runtime)?;
         let io = |op: &'static str, p: &Path| {
             let p = p.to_path_buf();
             move |e: std::io::Error| EngineError::Internal(format!("{op} {}: {e}", p.display()))

@@ -59,10 +59,10 @@ pub fn failure_code(message: &str) -> u8 {
 pub fn last_error(log: &str, stderr: &str) -> String {
     let from_log = log
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| matches!(v["level"].as_str(), Some("error") | Some("fatal")))
-        .filter_map(|v| v["msg"].as_str().map(str::to_string))
-        .last();
+        .find_map(|v| v["msg"].as_str().map(str::to_string));
     from_log
         .or_else(|| {
             let s = stderr.trim();
@@ -127,14 +127,8 @@ impl External {
             .map_err(io_err(format!("creating runtime root {}", root.display())))?;
         // a mount namespace of the shim's own: the root is mounted for the runtime only
         sys::unshare(libc::CLONE_NEWNS).map_err(io_err("unsharing the shim's mount namespace"))?;
-        sys::mount(
-            None,
-            c"/",
-            None,
-            (libc::MS_SLAVE | libc::MS_REC) as u64,
-            None,
-        )
-        .map_err(io_err("making the shim's mounts slaves"))?;
+        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
+            .map_err(io_err("making the shim's mounts slaves"))?;
         let mut ext = External {
             runtime: runtime.to_path_buf(),
             root,
