@@ -269,6 +269,8 @@ impl Engine {
             spec_root.set_path(root.clone());
         }
         if runtime.is_some() {
+            // crun 1.8 refuses any ociVersion but 1.0.x; berth's spec needs nothing newer
+            oci.set_version("1.0.2".into());
             // an external runtime makes the cgroup itself: at the path berth's cgroup code
             // reads (pause, top, OOM, stats), `/<parent>/<id>`
             if let Some(linux) = oci.linux_mut() {

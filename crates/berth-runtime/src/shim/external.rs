@@ -6,7 +6,9 @@
 //! does, and it vanishes with the shim. Then `RUNTIME --root R create --bundle B --pid-file F
 //! ID` with the shim's stdio pipes (or `--console-socket` for `-t`: the runtime sends the pty
 //! master back over SCM_RIGHTS), `RUNTIME start ID` on the daemon's start, and `RUNTIME delete
-//! --force ID` once the container exited. The container's init is re-parented to the shim
+//! --force ID` once the container exited. On a hybrid cgroup host the `unified` cgroup2
+//! mount is unmounted in that namespace: berth's cgroups are the v1 ones, and crun refuses
+//! hybrid hosts otherwise. The container's init is re-parented to the shim
 //! (its subreaper) when `create` returns, so the shim reaps it and records its status.
 
 use std::io::{self, IoSliceMut};
@@ -129,6 +131,15 @@ impl External {
         sys::unshare(libc::CLONE_NEWNS).map_err(io_err("unsharing the shim's mount namespace"))?;
         sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
             .map_err(io_err("making the shim's mounts slaves"))?;
+        // systemd's hybrid layout: berth's cgroups are the v1 hierarchies, and crun refuses
+        // to run at all while a cgroup2 `unified` mount is there; hide it from the runtime
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        if unified.join("cgroup.controllers").exists()
+            && Path::new("/sys/fs/cgroup/memory").is_dir()
+        {
+            sys::umount2(c"/sys/fs/cgroup/unified", libc::MNT_DETACH)
+                .map_err(io_err("hiding the hybrid cgroup2 mount from the runtime"))?;
+        }
         let mut ext = External {
             runtime: runtime.to_path_buf(),
             root,

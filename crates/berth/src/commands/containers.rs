@@ -103,7 +103,8 @@ pub struct CreateArgs {
     /// Log driver options (max-size, max-file)
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
-    /// Runtime to use for this container
+    /// Runtime to use for this container: berth (default), runc, crun, youki, or an absolute
+    /// path to an OCI runtime
     #[arg(long)]
     runtime: Option<String>,
     /// Run this directory tree (absolute path) as the root, in place and writable, instead of
@@ -459,6 +460,8 @@ async fn pull_for_run(g: &GlobalArgs, image: &str, platform: Option<&str>) -> Re
 
 /// The exit code docker gives a failed start, from the daemon's message.
 fn start_failure_code(message: &str) -> u8 {
+    // runtimes differ in case: runc says "no such file or directory", crun "No such file..."
+    let message = message.to_ascii_lowercase();
     if message.contains("executable file not found")
         || message.contains("no such file or directory")
     {

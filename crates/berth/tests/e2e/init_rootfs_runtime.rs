@@ -185,57 +185,145 @@ fn runtime_list(b: &Berth, runtime: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The same spec run by an external runtime under berth's shim: output, codes, -t, logs,
+/// the cgroup berth reads, pause, top, stop, and nothing left behind.
+fn external_runtime(rt: &str) {
+    let f = fixture();
+    let b = &f.b;
+    let (c, out, err) = code(
+        b,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            &f.img,
+            "sh",
+            "-c",
+            "echo hi; echo oops >&2; exit 3",
+        ],
+    );
+    assert_eq!((c, out.as_str()), (3, "hi\n"), "{err}");
+    assert!(err.contains("oops"), "{err}");
+    // the spec's user, seccomp profile and /etc files apply under that runtime too
+    let s = b.ok(&["run", "--rm", "--runtime", rt, "-u", "user", &f.img, "sh", "-c", "id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /etc/hostname >/dev/null && echo ok"]);
+    assert!(
+        s.starts_with("1000\n") && s.contains("Seccomp:\t2") && s.ends_with("ok\n"),
+        "{s}"
+    );
+    let (c, _, err) = code(
+        b,
+        &["run", "--rm", "--runtime", rt, &f.img, "nosuchcommand"],
+    );
+    assert_eq!(c, 127, "{err}");
+    // -t: the pty comes from the runtime over the console socket
+    let s = b.ok(&[
+        "run",
+        "--rm",
+        "-t",
+        "--runtime",
+        rt,
+        &f.img,
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && echo tty",
+    ]);
+    assert_eq!(s.trim(), "tty");
+    // detached: logs, pause, stop (TERM ignored by PID 1 sh → KILL after the timeout), rm
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--memory",
+            "64m",
+            &f.img,
+            "sh",
+            "-c",
+            "echo up; sleep 60",
+        ])
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.ok(&["logs", &id]), "up\n");
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.Runtime}} {{.State.Status}}",
+            &id
+        ])
+        .trim(),
+        format!("{rt} running")
+    );
+    let dirs = cgroup_dirs(&id);
+    assert!(
+        dirs.iter()
+            .any(|d| d.ends_with(&format!("memory/berth/{id}"))),
+        "{rt} made berth's cgroup: {dirs:?}"
+    );
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+    ))
+    .expect("limit");
+    assert_eq!(limit.trim(), "67108864");
+    assert_eq!(runtime_list(b, rt).trim(), id, "{rt} knows it");
+    b.ok(&["pause", &id]);
+    assert_eq!(
+        b.ok(&["inspect", "--format", "{{.State.Status}}", &id])
+            .trim(),
+        "paused"
+    );
+    b.ok(&["unpause", &id]);
+    let top = b.ok(&["top", &id]);
+    assert!(top.contains("sleep"), "{top}");
+    b.ok(&["stop", "-t", "1", &id]);
+    assert_eq!(
+        b.ok(&["inspect", "--format", "{{.State.ExitCode}}", &id])
+            .trim(),
+        "137"
+    );
+    let dir = b.root.path().join("containers").join(&id);
+    b.ok(&["rm", &id]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains(&id), "no mount left: {mounts}");
+    assert!(!dir.exists());
+    assert_eq!(runtime_list(b, rt).trim(), "", "no {rt} state left");
+    assert!(
+        cgroup_dirs(&id).is_empty(),
+        "no cgroup left: {:?}",
+        cgroup_dirs(&id)
+    );
+    // bad runtimes: clear errors, 125, nothing created
+    let work = tempfile::tempdir().expect("tempdir");
+    let plain = work.path().join("plain-file");
+    std::fs::write(&plain, "not a program").expect("write");
+    let plain = plain.to_string_lossy().to_string();
+    for (rt, what) in [
+        ("nosuchruntime", "unknown or invalid runtime name"),
+        (plain.as_str(), "not an executable"),
+        ("/nonexistent/runc", "not an executable"),
+    ] {
+        let (c, _, err) = code(b, &["run", "--rm", "--runtime", rt, &f.img, "true"]);
+        assert_eq!(c, 125, "{err}");
+        assert!(err.contains(rt) && err.contains(what), "{err}");
+    }
+    assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+    let left: Vec<_> = std::fs::read_dir(b.root.path().join("containers"))
+        .expect("dir")
+        .collect();
+    assert!(left.is_empty(), "no container directory left");
+}
+
 priv_test! {
     fn runc_runs_the_same_spec_under_the_shim() {
-        let f = fixture();
-        let b = &f.b;
-        let (c, out, err) = code(b, &["run", "--rm", "--runtime", "runc", &f.img, "sh", "-c", "echo hi; echo oops >&2; exit 3"]);
-        assert_eq!((c, out.as_str()), (3, "hi\n"), "{err}");
-        assert!(err.contains("oops"), "{err}");
-        // the spec's user, seccomp profile and /etc files apply under runc too
-        let s = b.ok(&["run", "--rm", "--runtime", "runc", "-u", "user", &f.img, "sh", "-c", "id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /etc/hostname >/dev/null && echo ok"]);
-        assert!(s.starts_with("1000\n") && s.contains("Seccomp:\t2") && s.ends_with("ok\n"), "{s}");
-        let (c, _, err) = code(b, &["run", "--rm", "--runtime", "runc", &f.img, "nosuchcommand"]);
-        assert_eq!(c, 127, "{err}");
-        // -t: the pty comes from runc over the console socket
-        let s = b.ok(&["run", "--rm", "-t", "--runtime", "runc", &f.img, "sh", "-c", "test -t 0 && test -t 1 && echo tty"]);
-        assert_eq!(s.trim(), "tty");
-        // detached: logs, pause, stop (TERM ignored by PID 1 sh → KILL after the timeout), rm
-        let id = b.ok(&["run", "-d", "--runtime", "runc", "--memory", "64m", &f.img, "sh", "-c", "echo up; sleep 60"]).trim().to_string();
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(b.ok(&["logs", &id]), "up\n");
-        assert_eq!(b.ok(&["inspect", "--format", "{{.HostConfig.Runtime}} {{.State.Status}}", &id]).trim(), "runc running");
-        let dirs = cgroup_dirs(&id);
-        assert!(dirs.iter().any(|d| d.ends_with(&format!("memory/berth/{id}"))), "runc made berth's cgroup: {dirs:?}");
-        let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes")).expect("limit");
-        assert_eq!(limit.trim(), "67108864");
-        assert_eq!(runtime_list(b, "runc").trim(), id, "runc knows it");
-        b.ok(&["pause", &id]);
-        assert_eq!(b.ok(&["inspect", "--format", "{{.State.Status}}", &id]).trim(), "paused");
-        b.ok(&["unpause", &id]);
-        let top = b.ok(&["top", &id]);
-        assert!(top.contains("sleep"), "{top}");
-        b.ok(&["stop", "-t", "1", &id]);
-        assert_eq!(b.ok(&["inspect", "--format", "{{.State.ExitCode}}", &id]).trim(), "137");
-        let dir = b.root.path().join("containers").join(&id);
-        b.ok(&["rm", &id]);
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        assert!(!mounts.contains(&id), "no mount left: {mounts}");
-        assert!(!dir.exists());
-        assert_eq!(runtime_list(b, "runc").trim(), "", "no runc state left");
-        assert!(cgroup_dirs(&id).is_empty(), "no cgroup left: {:?}", cgroup_dirs(&id));
-        // bad runtimes: clear errors, 125, nothing created
-        let work = tempfile::tempdir().expect("tempdir");
-        let plain = work.path().join("plain-file");
-        std::fs::write(&plain, "not a program").expect("write");
-        let plain = plain.to_string_lossy().to_string();
-        for (rt, what) in [("nosuchruntime", "unknown or invalid runtime name"), (plain.as_str(), "not an executable"), ("/nonexistent/runc", "not an executable")] {
-            let (c, _, err) = code(b, &["run", "--rm", "--runtime", rt, &f.img, "true"]);
-            assert_eq!(c, 125, "{err}");
-            assert!(err.contains(rt) && err.contains(what), "{err}");
-        }
-        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
-        let left: Vec<_> = std::fs::read_dir(b.root.path().join("containers")).expect("dir").collect();
-        assert!(left.is_empty(), "no container directory left");
+        external_runtime("runc");
+    }
+}
+
+priv_test! {
+    fn crun_runs_the_same_spec_under_the_shim() {
+        external_runtime("crun");
     }
 }
