@@ -788,6 +788,14 @@ impl Engine {
             }
         }
         let dir = self.container_dir(&c.id);
+        // an external runtime's state, should its shim have died before deleting it
+        if let Some(runtime_root) = std::fs::read(dir.join("shim.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ShimConfig>(&b).ok())
+            .and_then(|s| s.runtime_root)
+        {
+            let _ = std::fs::remove_dir_all(runtime_root.join(&c.id));
+        }
         // a shim still finishing (a failed start) writes into the directory: let it end first
         if let Some(run) = std::fs::read(dir.join("state.json"))
             .ok()

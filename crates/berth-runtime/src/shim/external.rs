@@ -162,6 +162,9 @@ impl External {
             ))?;
             ext.rootfs = Some(target);
         }
+        // state a killed shim left behind would make `create` fail with "already exists"
+        let _ = ext.run(&["delete", "--force", &config.id]);
+        let _ = std::fs::remove_file(&ext.log);
         let pid_file = config.dir.join("runtime.pid");
         let _ = std::fs::remove_file(&pid_file);
         let bundle = config.bundle.to_string_lossy().into_owned();

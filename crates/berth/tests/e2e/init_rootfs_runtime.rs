@@ -295,6 +295,67 @@ fn external_runtime(rt: &str) {
         "no cgroup left: {:?}",
         cgroup_dirs(&id)
     );
+    // a shim killed with -9 leaves the runtime's state: the next start and rm clear it
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--init",
+            &f.img,
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        b.ok(&["top", &id]).matches("docker-init").count(),
+        1,
+        "--init under {rt}"
+    );
+    let shim: i32 = std::fs::read_to_string(
+        b.root
+            .path()
+            .join("containers")
+            .join(&id)
+            .join("state.json"),
+    )
+    .ok()
+    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    .and_then(|v| v["shim_pid"].as_i64())
+    .expect("shim pid") as i32;
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &shim.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let t = Instant::now();
+    while b
+        .ok(&["inspect", "--format", "{{.State.Status}}", &id])
+        .trim()
+        != "exited"
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the daemon notices the dead shim"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.ok(&["start", &id]);
+    assert_eq!(
+        b.ok(&["inspect", "--format", "{{.State.Status}}", &id])
+            .trim(),
+        "running"
+    );
+    b.ok(&["rm", "-f", &id]);
+    assert_eq!(runtime_list(b, rt).trim(), "", "no {rt} state left");
+    assert!(
+        cgroup_dirs(&id).is_empty(),
+        "no cgroup left: {:?}",
+        cgroup_dirs(&id)
+    );
     // bad runtimes: clear errors, 125, nothing created
     let work = tempfile::tempdir().expect("tempdir");
     let plain = work.path().join("plain-file");
