@@ -535,7 +535,11 @@ settle() { # LABEL
 }
 supervisors() { # ENGINE -> pids of the per-container supervisor processes of this script's engines
     case "$1" in
-        berth)  pgrep -f "^/proc/$BERTH_DPID/fd/[0-9]+ shim $BROOT/containers/" || true ;;
+        berth)  # shims are named berth-shim (executed, or forked by the daemon's zygote) and
+                # work in their container's state directory
+                for p in $(pgrep -x berth-shim); do
+                    case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in "$BROOT"/containers/*) echo "$p" ;; esac
+                done ;;
         docker) pgrep -f "containerd-shim-runc-v2 .*-address $DX/exec/" || true ;;
         podman) pgrep -f "conmon .*-b $PROOT/overlay-containers/" || true ;;
     esac

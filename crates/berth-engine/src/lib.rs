@@ -83,6 +83,8 @@ pub struct Engine {
     puller: Puller,
     containers: containers::ContainerStore,
     live: containers::Live,
+    /// The shim fork server (started from `shim_exe`; `None` until started or after it broke).
+    zygote: std::sync::Mutex<Option<berth_runtime::shim::zygote::Zygote>>,
 }
 
 impl Engine {
@@ -96,7 +98,15 @@ impl Engine {
             EngineError::Internal(format!("creating {}: {e}", containers_dir.display()))
         })?;
         let containers = containers::ContainerStore::open(&config.root.join("engine.db"))?;
+        // directories of removed containers that a crash left half-deleted
+        let _ = std::fs::remove_dir_all(config.root.join("trash"));
+        let zygote = config.shim_exe.as_deref().and_then(|exe| {
+            berth_runtime::shim::zygote::Zygote::spawn(exe)
+                .map_err(|e| tracing::warn!(error = %e, "cannot start the shim zygote; shims will be executed"))
+                .ok()
+        });
         Ok(Engine {
+            zygote: std::sync::Mutex::new(zygote),
             config,
             store,
             puller,

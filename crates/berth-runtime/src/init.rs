@@ -100,10 +100,11 @@ fn dup_to(fd: &OwnedFd, target: i32) -> Result<(), InitFailure> {
     sys::dup_onto(fd.as_raw_fd(), target).map_err(fail("wiring stdio"))
 }
 
-fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, InitFailure> {
-    // wait for the parent: cgroup joined (and maps written)
+/// Waits for the parent to have moved this process into its cgroup, then creates the cgroup
+/// namespace (whose root is the cgroup this process is in at that moment).
+fn sync_with_parent(go: &OwnedFd, unshare_cgroup: bool) -> Result<(), InitFailure> {
     let mut byte = [0u8; 1];
-    let mut go = std::fs::File::from(plan.go.try_clone().map_err(fail("cloning sync fd"))?);
+    let mut go = std::fs::File::from(go.try_clone().map_err(fail("cloning sync fd"))?);
     match go.read(&mut byte) {
         Ok(1) => {}
         _ => {
@@ -112,6 +113,29 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
                 "runtime parent went away before the container started",
             ))
         }
+    }
+    if unshare_cgroup {
+        sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail("creating cgroup namespace"))?;
+    }
+    Ok(())
+}
+
+fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, InitFailure> {
+    // The parent moves this process into its cgroup meanwhile (the move can wait for an RCU
+    // grace period): set up what does not depend on the cgroup first, and wait for the parent
+    // just before the first cgroup mount (or after the root is ready). With a user namespace,
+    // or namespaces to join, keep the plain order: wait first.
+    let early_wait = !plan.join.is_empty()
+        || plan
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let mut synced = false;
+    if early_wait {
+        sync_with_parent(&plan.go, plan.unshare_cgroup)?;
+        synced = true;
     }
     for (typ, path) in &plan.join {
         let f = std::fs::File::open(path).map_err(|e| {
@@ -125,9 +149,6 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
                 )
             },
         )?;
-    }
-    if plan.unshare_cgroup {
-        sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail("creating cgroup namespace"))?;
     }
     let spec = plan.spec;
     let process = spec
@@ -191,7 +212,28 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
             overlay: plan.overlay.take(),
             console,
         };
-        rootfs::setup(&rplan).map_err(|e| InitFailure::new(125, chain(&e)))?;
+        let (go, unshare_cgroup) = (&plan.go, plan.unshare_cgroup);
+        let mut sync_error = None;
+        let mut before_cgroup = || -> bool {
+            if synced {
+                return true;
+            }
+            match sync_with_parent(go, unshare_cgroup) {
+                Ok(()) => {
+                    synced = true;
+                    true
+                }
+                Err(e) => {
+                    sync_error = Some(e);
+                    false
+                }
+            }
+        };
+        let setup = rootfs::setup(&rplan, &mut before_cgroup);
+        if let Some(e) = sync_error {
+            return Err(e);
+        }
+        setup.map_err(|e| InitFailure::new(125, chain(&e)))?;
         rootfs::finish(spec).map_err(|e| InitFailure::new(125, chain(&e)))?;
     } else {
         return Err(InitFailure::new(125, "a mount namespace is required (berth does not run containers in the host's mount namespace)"));

@@ -500,7 +500,13 @@ pub struct RootfsPlan<'a> {
 }
 
 /// Builds the root inside the (new) mount namespace and pivots into it.
-pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), RootfsError> {
+///
+/// `before_cgroup` runs before the first cgroup mount and before the root is pivoted (so at
+/// least once); it returns false to stop the setup (the caller has the reason).
+pub fn setup(
+    plan: &RootfsPlan<'_>,
+    before_cgroup: &mut dyn FnMut() -> bool,
+) -> Result<(), RootfsError> {
     let linux = plan.spec.linux().clone().unwrap_or_default();
     // keep host mounts from propagating in and ours from propagating out
     let prop = linux
@@ -528,7 +534,21 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), RootfsError> {
     .map_err(|e| err("opening root", &plan.rootfs)(e.into()))?;
     let mounts = plan.spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
+        if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) && !before_cgroup() {
+            return Err(RootfsError {
+                stage: "waiting for the runtime parent before mounting",
+                path: m.destination().display().to_string(),
+                source: io::Error::other("the runtime parent failed"),
+            });
+        }
         mount_one(&root, m)?;
+    }
+    if !before_cgroup() {
+        return Err(RootfsError {
+            stage: "waiting for the runtime parent before entering",
+            path: plan.rootfs.display().to_string(),
+            source: io::Error::other("the runtime parent failed"),
+        });
     }
     let dev_is_tmpfs = mounts.iter().any(|m| m.destination() == Path::new("/dev"));
     if dev_is_tmpfs {

@@ -103,7 +103,12 @@ enum Command {
 fn main() -> ExitCode {
     // the shim runs before anything else: no argument parser, no async runtime, one thread
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "shim") {
+    let first = args.nth(1);
+    if first.as_ref().is_some_and(|a| a == "zygote") && args.next().is_none() {
+        // the daemon's shim fork server (berth_runtime::shim::zygote), stdin is its socket
+        return ExitCode::from(berth_runtime::shim::zygote::main().clamp(0, 255) as u8);
+    }
+    if first.is_some_and(|a| a == "shim") {
         let Some(config) = args.next() else {
             output::error("usage: berth shim CONFIG.json (started by the daemon)");
             return ExitCode::from(125);

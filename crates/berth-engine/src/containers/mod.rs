@@ -23,6 +23,23 @@ use crate::{Engine, EngineError};
 /// Docker's zero time.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+/// A warm-up of the cgroup migration lock is under way (see
+/// [`berth_runtime::cgroup::warm_migration_lock`]).
+static WARMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts warming the cgroup migration lock on a blocking thread, unless one is under way:
+/// the shim's move of the container into its cgroup then does not wait for a grace period.
+fn warm_cgroup_migration() {
+    use std::sync::atomic::Ordering;
+    if WARMING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::task::spawn_blocking(|| {
+        berth_runtime::cgroup::warm_migration_lock(Path::new(berth_runtime::cgroup::DEFAULT_ROOT));
+        WARMING.store(false, Ordering::Release);
+    });
+}
+
 /// Per-container live state shared by waiters.
 #[derive(Default)]
 pub struct Live {
@@ -107,6 +124,28 @@ const NOUNS: [&str; 16] = [
     "lovelace", "meitner", "newton", "noether", "pasteur", "ritchie", "thompson", "turing",
 ];
 
+impl Engine {
+    /// Docker's kind of name, `adjective_scientist`; with a number appended when the plain
+    /// names tried are taken, so a busy host never gets a conflict on a name nobody chose.
+    fn generated_name(&self) -> String {
+        for attempt in 0..64 {
+            let r = rand_u64() as usize;
+            let mut name = format!(
+                "{}_{}",
+                ADJECTIVES[r % ADJECTIVES.len()],
+                NOUNS[(r / 64) % NOUNS.len()]
+            );
+            if attempt >= 8 {
+                name.push_str(&((r >> 32) % 1000).to_string());
+            }
+            if self.containers.find(&name).is_err() {
+                return name;
+            }
+        }
+        new_id()[..12].to_string()
+    }
+}
+
 fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()
@@ -173,10 +212,7 @@ impl Engine {
                 }
                 n.to_string()
             }
-            None => {
-                let r = rand_u64() as usize;
-                format!("{}_{}", ADJECTIVES[r % 16], NOUNS[(r / 16) % 16])
-            }
+            None => self.generated_name(),
         };
         let restart = &req.host_config.restart_policy;
         match restart.name.as_str() {
@@ -193,6 +229,7 @@ impl Engine {
         // checked before anything is made (prepare_container resolves it again)
         resolve_runtime(&req.host_config.runtime)?;
         let id = new_id();
+        self.prepare_cgroup(&id);
         let dir = self.container_dir(&id);
         let result = self
             .prepare_container(&id, &name, &dir, image.as_ref(), &image_config, req)
@@ -200,8 +237,11 @@ impl Engine {
         match result {
             Ok(warnings) => Ok((id, warnings)),
             Err(e) => {
-                // nothing half-made: no directory, no record
+                // nothing half-made: no directory, no record, no cgroup
                 let _ = std::fs::remove_dir_all(&dir);
+                if let Ok(cg) = self.cgroup_of(&id) {
+                    let _ = cg.destroy();
+                }
                 Err(e)
             }
         }
@@ -358,6 +398,9 @@ impl Engine {
     /// `docker start`: spawns the shim, connects early attach clients, lets the process run.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<bool, EngineError> {
         let c = self.containers.find(key)?;
+        if matches!(c.state, State::Created | State::Exited) {
+            self.prepare_cgroup(&c.id);
+        }
         let lock = self.live.op_lock(&c.id);
         let _g = lock.lock().await;
         let mut c = self.containers.find(&c.id)?;
@@ -468,7 +511,7 @@ impl Engine {
         Ok(true)
     }
 
-    async fn spawn_shim(&self, dir: &Path) -> Result<Ready, EngineError> {
+    async fn spawn_shim(self: &Arc<Self>, dir: &Path) -> Result<Ready, EngineError> {
         let exe = self
             .config()
             .shim_exe
@@ -479,6 +522,9 @@ impl Engine {
             .append(true)
             .open(dir.join("shim.log"))
             .map_err(|e| EngineError::Internal(format!("opening shim log: {e}")))?;
+        if let Some(ready) = self.spawn_shim_forked(dir, &log).await {
+            return ready;
+        }
         let mut child = tokio::process::Command::new(&exe)
             .arg("shim")
             .arg(dir.join("shim.json"))
@@ -510,6 +556,58 @@ impl Engine {
         }
         serde_json::from_slice(&buf)
             .map_err(|e| EngineError::Internal(format!("malformed shim report: {e}")))
+    }
+
+    /// Starts the shim by a fork of the zygote (see `berth_runtime::shim::zygote`) and reads its
+    /// report. `None` when the zygote is absent or broke (it is dropped, and started again for
+    /// the next container): the caller executes the shim instead.
+    async fn spawn_shim_forked(
+        self: &Arc<Self>,
+        dir: &Path,
+        log: &std::fs::File,
+    ) -> Option<Result<Ready, EngineError>> {
+        let exe = self.config().shim_exe.clone()?;
+        let (report_r, report_w) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
+        let log: std::os::fd::OwnedFd = log.try_clone().ok()?.into();
+        let engine = self.clone();
+        let config = dir.join("shim.json");
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            {
+                let mut z = engine.zygote.lock().unwrap_or_else(|p| p.into_inner());
+                if z.is_none() {
+                    *z = berth_runtime::shim::zygote::Zygote::spawn(&exe).ok();
+                }
+                let forked = z.as_mut()?.spawn_shim(&config, report_w, log);
+                if let Err(e) = forked {
+                    tracing::warn!(error = %e, "the shim zygote failed; executing the shim");
+                    *z = None;
+                    return None;
+                }
+            }
+            // one line, not EOF: the container process keeps the pipe until its execve
+            let mut line = String::new();
+            let read = std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(std::fs::File::from(report_r)),
+                &mut line,
+            );
+            Some(match read {
+                Err(e) => Err(EngineError::Internal(format!("reading shim report: {e}"))),
+                Ok(0) => {
+                    let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                    Err(EngineError::Internal(format!(
+                        "the shim exited without a report; shim.log: {}",
+                        log.lines().last().unwrap_or("")
+                    )))
+                }
+                Ok(_) => serde_json::from_str(&line)
+                    .map_err(|e| EngineError::Internal(format!("malformed shim report: {e}"))),
+            })
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Watches a shim until it exits, then records the container's exit and applies
@@ -804,8 +902,23 @@ impl Engine {
             wait_for_shim(run.shim_pid).await;
         }
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| EngineError::Internal(format!("removing {}: {e}", dir.display())))?;
+            // out of sight at once (one rename), deleted in the background; what a crash leaves
+            // in trash/ is deleted at the next start
+            let trash = self.root().join("trash").join(&c.id);
+            let moved = std::fs::create_dir_all(self.root().join("trash"))
+                .and_then(|()| std::fs::rename(&dir, &trash));
+            match moved {
+                Ok(()) => {
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = std::fs::remove_dir_all(&trash) {
+                            tracing::warn!(path = %trash.display(), error = %e, "removing a container's directory");
+                        }
+                    });
+                }
+                Err(_) => std::fs::remove_dir_all(&dir).map_err(|e| {
+                    EngineError::Internal(format!("removing {}: {e}", dir.display()))
+                })?,
+            }
         }
         let final_exit = self
             .containers
@@ -1050,6 +1163,21 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 impl Engine {
+    /// Creates the container's cgroup ahead of its shim, then starts warming the kernel's
+    /// migration lock (see [`warm_cgroup_migration`]) while the rest of create/start goes on.
+    /// In this order because the warm-up holds the kernel's cgroup mutex, which a mkdir needs.
+    /// Best effort: the shim creates what is missing.
+    fn prepare_cgroup(&self, id: &str) {
+        let created =
+            berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
+                .and_then(|m| m.with_parent(&self.config().cgroup_parent))
+                .and_then(|m| m.create(id));
+        if let Err(e) = created {
+            tracing::debug!(container = id, error = %e, "creating the cgroup ahead of the shim");
+        }
+        warm_cgroup_migration();
+    }
+
     fn cgroup_of(&self, id: &str) -> Result<berth_runtime::cgroup::Cgroup, EngineError> {
         berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
             .and_then(|m| m.with_parent(&self.config().cgroup_parent))

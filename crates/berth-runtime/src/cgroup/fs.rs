@@ -168,6 +168,12 @@ pub(crate) fn remove_tree(
     dir: &Path,
     timeout: Duration,
 ) -> Result<(), CgroupError> {
+    // the common case, a leaf: one rmdir, no listing
+    match fs.remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let children = match fs.sub_dirs(dir) {
         Ok(children) => children,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -534,3 +534,81 @@ fn validate_name(name: &str) -> Result<(), CgroupError> {
         None => Ok(()),
     }
 }
+
+/// The `cgroup.procs` file of the cgroup this process is in, from `/proc/self/cgroup`'s text:
+/// the `pids` (else `memory`) v1 hierarchy, or the v2 cgroup on a pure v2 host.
+pub fn own_procs_file(root: &Path, proc_self_cgroup: &str) -> Option<PathBuf> {
+    let mut v2 = None;
+    let mut v1 = None;
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        match controllers {
+            "" => v2 = Some(root.join(rel).join("cgroup.procs")),
+            "pids" => v1 = Some(root.join("pids").join(rel).join("cgroup.procs")),
+            "memory" if v1.is_none() => {
+                v1 = Some(root.join("memory").join(rel).join("cgroup.procs"))
+            }
+            _ => {}
+        }
+    }
+    // on a hybrid host the v2 line names the `unified` mount, not `root`: use v1 there
+    v1.or(if proc_self_cgroup.lines().count() == 1 {
+        v2
+    } else {
+        None
+    })
+}
+
+/// Warms the kernel's cgroup migration lock without moving anything, by writing this process's
+/// own pid into the cgroup it is already in.
+///
+/// Moving a process into a cgroup takes a global lock whose first writer waits for a whole RCU
+/// grace period (5–15 ms on this kind of VM); a writer that comes while that period is running,
+/// or within one period after the last writer, does not wait again. The daemon calls this
+/// (on a blocking thread) as soon as a container is created or started, so the wait overlaps
+/// with the rest of the start instead of sitting on its critical path in the shim. Best effort:
+/// any error is ignored.
+pub fn warm_migration_lock(root: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    if let Some(file) = own_procs_file(root, &text) {
+        let _ = std::fs::write(file, std::process::id().to_string());
+    }
+}
+
+#[cfg(test)]
+mod warm_tests {
+    use super::*;
+
+    #[test]
+    fn own_procs_file_picks_pids_on_v1_and_the_cgroup_on_v2() {
+        let root = Path::new("/sys/fs/cgroup");
+        let hybrid = "12:pids:/user.slice\n11:memory:/user.slice/x\n0::/user.slice/y\n";
+        assert_eq!(
+            own_procs_file(root, hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/pids/user.slice/cgroup.procs"))
+        );
+        let mem_only = "3:memory:/a\n0::/b\n";
+        assert_eq!(
+            own_procs_file(root, mem_only),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/a/cgroup.procs"))
+        );
+        assert_eq!(
+            own_procs_file(root, "0::/system.slice/berth.service\n"),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/system.slice/berth.service/cgroup.procs"
+            ))
+        );
+        assert_eq!(
+            own_procs_file(root, "0::/\n"),
+            Some(PathBuf::from("/sys/fs/cgroup/cgroup.procs"))
+        );
+        assert_eq!(own_procs_file(root, "5:cpu,cpuacct:/\n0::/\n"), None);
+    }
+}

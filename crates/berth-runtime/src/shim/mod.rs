@@ -19,6 +19,7 @@
 
 pub mod external;
 pub mod log;
+pub mod zygote;
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -157,13 +158,18 @@ pub fn socket_path(dir: &Path) -> PathBuf {
     PathBuf::from(format!("/run/berth/shim/{h:016x}.sock"))
 }
 
-/// Writes `data` to `path` atomically (temp file + fsync + rename).
+/// Writes `data` to `path` atomically (temp file + rename): a reader sees the old file or the
+/// whole new one, also after a `kill -9` of the writer.
+///
+/// No fsync, on purpose: these are records of processes (state.json, exit.json). After a host
+/// crash the processes are gone whatever the records say, and the daemon's reconcile marks such
+/// a container exited; an fsync would buy nothing there but costs milliseconds on every start
+/// and exit (much more on a busy disk).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
 }
@@ -344,6 +350,10 @@ pub fn run(
         }
     };
     let pid = created.pid();
+    // an idle shim should hold little memory: the spec is not needed any more, and what
+    // parsing it allocated goes back to the kernel
+    drop(spec);
+    crate::sys::trim_heap();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid)
             .ok_or_else(|| io::Error::other("invalid container pid"))?,
@@ -488,6 +498,7 @@ pub fn run(
                                 match created.start() {
                                     Ok(()) => {
                                         started = true;
+                                        crate::sys::trim_heap();
                                         serde_json::json!({"ok": true})
                                     }
                                     Err(e) => serde_json::json!({"error": error_chain(&e)}),
@@ -740,6 +751,10 @@ pub fn main(config_path: &Path) -> i32 {
     }
     let _ = rustix::process::setsid();
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // how tools find a container's shim, executed or forked by the zygote: the name
+    // `berth-shim` and the container's state directory as working directory
+    let _ = rustix::thread::set_name(c"berth-shim");
+    let _ = std::env::set_current_dir(&config.dir);
     // our stdout is the daemon's report pipe: keep it as `ready`, point fd 1 at /dev/null
     let ready = match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3) {
         Ok(fd) => fd,

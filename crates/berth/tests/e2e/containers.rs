@@ -7,7 +7,7 @@ use berth_testkit::fake_registry::{Auth, FakeRegistry};
 use berth_testkit::image::{busybox_image, Compression};
 use berth_testkit::priv_test;
 
-use crate::support::Berth;
+use crate::support::{self, Berth};
 
 /// A berth with the busybox fixture pulled as `IMG`, served by an in-process registry.
 pub struct Fixture {
@@ -18,6 +18,11 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
+    fixture_with_daemon(&[])
+}
+
+/// A fixture whose daemon runs with extra flags (none: the autostarted daemon).
+pub fn fixture_with_daemon(daemon_args: &[&str]) -> Fixture {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -30,6 +35,9 @@ pub fn fixture() -> Fixture {
     );
     let img = format!("{}/test/bb:latest", reg.host());
     let b = Berth::new();
+    if !daemon_args.is_empty() {
+        b.start_daemon(daemon_args);
+    }
     b.ok(&["pull", "-q", &img]);
     Fixture {
         b,
@@ -293,7 +301,9 @@ priv_test! {
 
 priv_test! {
     fn no_leaks_after_200_run_rm_cycles() {
-        let f = fixture();
+        // a cgroup parent of its own: other tests' containers come and go under `berth`
+        let parent = format!("berth-leaktest-{}", std::process::id());
+        let f = fixture_with_daemon(&["--cgroup-parent", &parent]);
         let b = &f.b;
         let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().count();
         for _ in 0..200 {
@@ -303,19 +313,67 @@ priv_test! {
         assert_eq!(mounts_before, mounts_after, "no mount left in the host namespace");
         assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty(), "no container rows left");
         assert_eq!(std::fs::read_dir(b.root.path().join("containers")).expect("dir").count(), 0, "no container dirs left");
-        let shims: Vec<String> = std::fs::read_dir("/proc").expect("proc").flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
-            .filter(|c| c.contains(&b.root.path().display().to_string()) && c.contains("shim"))
-            .collect();
+        let shims = support::shims_of(b.root.path());
         assert!(shims.is_empty(), "no shim left: {shims:?}");
+        assert!(std::path::Path::new(&format!("/sys/fs/cgroup/pids/{parent}")).is_dir(), "the containers ran under the test's cgroup parent");
         let leftovers: Vec<String> = ["memory", "pids"].iter().flat_map(|ctl| {
-            std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}/berth")).into_iter().flatten().flatten()
+            std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}/{parent}")).into_iter().flatten().flatten()
                 .filter(|e| e.path().is_dir())
-                .filter(|e| !b.root.path().join("containers").join(e.file_name()).exists())
-                .filter(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).map(|p| p.trim().is_empty()).unwrap_or(false))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map(|e| format!("{ctl}/{}", e.file_name().to_string_lossy()))
                 .collect::<Vec<_>>()
         }).collect();
-        assert!(leftovers.is_empty(), "no empty container cgroup left behind: {leftovers:?}");
+        assert!(leftovers.is_empty(), "no container cgroup left behind: {leftovers:?}");
+        drop(f);
+        for ctl in ["blkio", "cpu,cpuacct", "cpuset", "devices", "freezer", "memory", "net_cls,net_prio", "perf_event", "hugetlb", "pids", "rdma", "misc", "unified"] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctl}/{parent}"));
+        }
     }
+}
+
+priv_test! {
+    fn shims_run_from_the_sealed_copy_and_survive_a_broken_zygote() {
+        let f = fixture();
+        let b = &f.b;
+        let id = b.ok(&["run", "-d", &f.img, "sleep", "1000"]).trim().to_string();
+        let shims = support::shims_of(b.root.path());
+        assert_eq!(shims.len(), 1, "one shim for one container: {shims:?}");
+        // CVE-2019-5736 class: the shim's executable is the sealed in-memory copy, which not even
+        // root can open for writing, never the berth binary on disk
+        let exe = format!("/proc/{}/exe", shims[0]);
+        let target = std::fs::read_link(&exe).expect("exe link");
+        assert!(target.to_string_lossy().starts_with("/memfd:berth-shim"), "shim runs from {target:?}");
+        let w = std::fs::OpenOptions::new().write(true).open(&exe);
+        assert!(w.is_err(), "the shim's executable must not be writable");
+        // the daemon's zygote: kill it; the next start executes a shim, and a new zygote follows
+        let daemon = b.daemon_pid().expect("daemon pid");
+        let zygotes = |daemon: i32| -> Vec<i32> {
+            std::fs::read_dir("/proc").expect("proc").flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "berth-zygote"))
+                .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+                    .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(1)?.parse::<i32>().ok()) == Some(daemon))
+                .collect()
+        };
+        let z = zygotes(daemon);
+        assert_eq!(z.len(), 1, "the daemon runs one zygote: {z:?}");
+        assert_eq!(unsafe_free_kill(z[0]), 0);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(b.ok(&["run", "--rm", &f.img, "echo", "after"]).trim(), "after");
+        assert_eq!(b.ok(&["run", "--rm", &f.img, "echo", "again"]).trim(), "again");
+        let z2 = zygotes(daemon);
+        assert_eq!(z2.len(), 1, "a new zygote replaces the dead one: {z2:?}");
+        assert_ne!(z2[0], z[0]);
+        b.ok(&["rm", "-f", &id]);
+        assert!(support::shims_of(b.root.path()).is_empty());
+    }
+}
+
+/// `kill -KILL PID` through the kill(1) command (the test crates have no unsafe code).
+fn unsafe_free_kill(pid: i32) -> i32 {
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .code()
+        .unwrap_or(-1)
 }

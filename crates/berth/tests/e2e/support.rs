@@ -8,6 +8,8 @@ use std::process::{Command, Output, Stdio};
 pub struct Berth {
     pub root: tempfile::TempDir,
     pub config_dir: tempfile::TempDir,
+    /// A daemon started by `start_daemon` (reaped in `Drop`).
+    daemon: std::sync::Mutex<Option<std::process::Child>>,
 }
 
 impl Berth {
@@ -15,6 +17,7 @@ impl Berth {
         Berth {
             root: tempfile::tempdir().expect("tempdir"),
             config_dir: tempfile::tempdir().expect("tempdir"),
+            daemon: std::sync::Mutex::new(None),
         }
     }
 
@@ -76,6 +79,28 @@ impl Berth {
         self.root.path().join("image")
     }
 
+    /// Starts this root's daemon with extra daemon flags (instead of the autostarted one) and
+    /// waits until it answers. It is stopped with the others in `Drop` (by its pid file).
+    pub fn start_daemon(&self, args: &[&str]) {
+        let log = std::fs::File::create(self.root.path().join("daemon.log")).expect("daemon log");
+        let mut c = self.command(&["daemon"]);
+        c.args(args)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        let child = c.spawn().expect("daemon starts");
+        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        for _ in 0..500 {
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "the daemon did not start: {}",
+            std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
+        );
+    }
+
     /// The running daemon's pid, from its pid file.
     pub fn daemon_pid(&self) -> Option<i32> {
         let s = std::fs::read_to_string(self.root.path().join("daemon.pid")).ok()?;
@@ -109,6 +134,9 @@ fn is_zombie(pid: i32) -> bool {
 impl Drop for Berth {
     fn drop(&mut self) {
         self.kill_daemon(15);
+        if let Some(mut child) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -157,4 +185,25 @@ pub fn verify_store(image_root: &Path) -> (usize, usize) {
         snaps += 1;
     }
     (blobs, snaps)
+}
+
+/// The pids of the shims of containers under `root` (named `berth-shim`, working directory in
+/// the root's state), whether executed or forked by the daemon's zygote.
+pub fn shims_of(root: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .parse::<u32>()
+                .ok()
+                .map(|pid| (pid, e.path()))
+        })
+        .filter(|(_, p)| {
+            std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "berth-shim")
+                && std::fs::read_link(p.join("cwd")).is_ok_and(|cwd| cwd.starts_with(root))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
 }
