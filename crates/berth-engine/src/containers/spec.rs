@@ -626,6 +626,55 @@ mod tests {
     }
 
     #[test]
+    fn init_runs_the_command_and_is_mounted_read_only() {
+        let image: ImageConfig = serde_json::from_value(serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .expect("image config");
+        let mut req = CreateRequest::default();
+        req.config.cmd = vec!["sleep".into(), "1".into()];
+        let dir = PathBuf::from("/var/lib/berth/containers/x");
+        let input = |init: Option<PathBuf>| SpecInput {
+            request: &req,
+            image: &image,
+            id: "0123456789abcdef",
+            dir: &dir,
+            passwd: None,
+            group: None,
+            init,
+        };
+        let (spec, _) = build(&input(None)).expect("spec");
+        let args = spec.process().as_ref().and_then(|p| p.args().clone());
+        assert_eq!(args, Some(vec!["sleep".to_string(), "1".to_string()]));
+        let (spec, _) = build(&input(Some(PathBuf::from("/root/bin/berth-init")))).expect("spec");
+        let args = spec.process().as_ref().and_then(|p| p.args().clone());
+        assert_eq!(
+            args,
+            Some(vec![
+                "/sbin/docker-init".to_string(),
+                "--".to_string(),
+                "sleep".to_string(),
+                "1".to_string()
+            ])
+        );
+        let mounts = spec.mounts().clone().unwrap_or_default();
+        let m = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/sbin/docker-init"))
+            .expect("init mount");
+        assert_eq!(
+            m.source().as_deref(),
+            Some(Path::new("/root/bin/berth-init"))
+        );
+        assert!(m
+            .options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "ro")));
+    }
+
+    #[test]
     fn signals() {
         assert_eq!(signal_number("SIGTERM"), Some(15));
         assert_eq!(signal_number("kill"), Some(9));
