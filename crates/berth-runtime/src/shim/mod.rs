@@ -241,11 +241,14 @@ pub fn run(
             rustix::pty::unlockpt(&master)?;
             let name = rustix::pty::ptsname(&master, Vec::new())?;
             let path = PathBuf::from(name.to_string_lossy().into_owned());
-            let slave: OwnedFd = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)?
-                .into();
+            // O_NOCTTY: the shim leads a session of its own, and without it would take the
+            // terminal as its controlling one, so the container's TIOCSCTTY fails with EPERM
+            let slave: OwnedFd = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new().read(true).write(true),
+                libc::O_NOCTTY,
+            )
+            .open(&path)?
+            .into();
             let master_out = master.try_clone()?;
             (
                 Some(master),

@@ -31,6 +31,12 @@ priv_test! {
         // the init is read-only in the container
         let (c, _, err) = code(b, &["run", "--rm", "--init", &f.img, "sh", "-c", "echo x > /sbin/docker-init"]);
         assert_ne!(c, 0, "{err}");
+        // -t: the command gets the terminal (its own process group in the foreground); the
+        // shim must not hold the pty as its controlling terminal, with or without the init
+        let s = b.ok(&["run", "--rm", "-t", &f.img, "sh", "-c", "test -t 0 && test -t 1 && echo tty"]);
+        assert_eq!(s.replace('\r', ""), "tty\n");
+        let s = b.ok(&["run", "--rm", "-t", "--init", &f.img, "sh", "-c", "test -t 0 && test -t 1 && echo tty; ps -o pid,comm | grep -c docker-init"]);
+        assert_eq!(s.replace('\r', ""), "tty\n1\n");
         // exit codes pass through
         let (c, _, _) = code(b, &["run", "--rm", "--init", &f.img, "sh", "-c", "exit 5"]);
         assert_eq!(c, 5);
@@ -134,6 +140,9 @@ priv_test! {
         // users resolve against the tree's /etc/passwd; --init works on it too
         let s = b.ok(&["run", "--rm", "--init", "-u", "user", "--rootfs", &t, "sh", "-c", "id -u; cat /proc/1/comm"]);
         assert_eq!(s, "1000\ndocker-init\n");
+        // an external runtime runs the tree too
+        b.ok(&["run", "--rm", "--runtime", "runc", "--rootfs", &t, "sh", "-c", "echo runc > /via-runc"]);
+        assert_eq!(std::fs::read_to_string(tree.join("via-runc")).expect("written by the runc container"), "runc\n");
         // ps and inspect name the tree as the image
         let id = b.ok(&["create", "--name", "tree", "--rootfs", &t, "true"]).trim().to_string();
         let ps = b.ok(&["ps", "-a", "--format", "{{.Image}}"]);
