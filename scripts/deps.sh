@@ -8,6 +8,8 @@ set -euo pipefail
 need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have cc || need_pkgs+=(build-essential)
+# libc.a: berth-init is linked statically (crt-static)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
 have pkg-config || need_pkgs+=(pkg-config)
 have docker-registry || need_pkgs+=(docker-registry)
 have skopeo || need_pkgs+=(skopeo)

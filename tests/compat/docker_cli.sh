@@ -22,6 +22,8 @@ docker run --rm "$ref" sh -c 'exit 5'; rc=$?
 set -e
 [ "$rc" = 5 ] || fail "run passes the exit code through (got $rc)"
 [ "$(echo piped | docker run -i --rm "$ref" cat)" = piped ] || fail "run -i forwards stdin"
+[ "$(docker run --rm --init "$ref" cat /proc/1/comm)" = docker-init ] || fail "run --init makes the init PID 1"
+[ "$(docker run --rm --runtime runc "$ref" echo via-runc)" = via-runc ] || fail "run --runtime runc"
 id=$(docker run -d --name compat-sleeper "$ref" sleep 30)
 docker ps --format '{{.Names}}' | grep -qx compat-sleeper || fail "ps lists the running container"
 [ "$(docker inspect -f '{{.State.Running}}' compat-sleeper)" = true ] || fail "inspect shows it running"

@@ -39,6 +39,10 @@ except docker.errors.APIError:
 
 out = c.containers.run(f"{ref}:latest", ["echo", "from docker-py"], remove=True)
 assert out == b"from docker-py\n", out
+out = c.containers.run(f"{ref}:latest", ["cat", "/proc/1/comm"], init=True, remove=True)
+assert out == b"docker-init\n", out
+out = c.containers.run(f"{ref}:latest", ["echo", "runc"], runtime="runc", remove=True)
+assert out == b"runc\n", out
 ctr = c.containers.run(f"{ref}:latest", ["sh", "-c", "echo bg; exit 3"], detach=True)
 assert ctr.wait()["StatusCode"] == 3
 assert ctr.logs() == b"bg\n", ctr.logs()

@@ -180,6 +180,14 @@ pub struct HostConfig {
     /// `--runtime`.
     #[serde(default)]
     pub runtime: String,
+    /// `--rootfs DIR`, a berth extension (Docker has no such field): run this host directory
+    /// tree, in place and writable, as the root instead of an image. Absolute path.
+    #[serde(
+        default,
+        rename = "BerthRootfs",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub rootfs: String,
     /// Memory limit, bytes.
     #[serde(default)]
     pub memory: i64,

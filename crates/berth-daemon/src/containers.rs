@@ -370,7 +370,7 @@ pub(crate) async fn inspect(
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let process = &spec["process"];
-    let args: Vec<String> = process["args"]
+    let mut args: Vec<String> = process["args"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -378,6 +378,12 @@ pub(crate) async fn inspect(
                 .collect()
         })
         .unwrap_or_default();
+    // `--init` runs the command under berth-init; Path and Args name the command, as in Docker
+    if c.config.host_config.init == Some(true)
+        && args.first().map(String::as_str) == Some(berth_engine::containers::init::CONTAINER_PATH)
+    {
+        args.drain(..2.min(args.len()));
+    }
     let mut config = serde_json::to_value(&c.config.config).unwrap_or_default();
     config["Env"] = process["env"].clone();
     config["Hostname"] = spec["hostname"].clone();

@@ -373,6 +373,9 @@ impl Engine {
             log: Default::default(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: self.config().cgroup_parent.clone(),
+            // berth's own exec joins the container's namespaces, whichever runtime made them
+            runtime: None,
+            runtime_root: None,
             exec: Some(ShimExec {
                 container_pid: c.pid as i32,
                 process,

@@ -2,6 +2,7 @@
 //! restart, remove, list, inspect, logs, and reconciling with the shims found at start-up.
 
 pub mod exec;
+pub mod init;
 pub mod spec;
 pub mod store;
 
@@ -184,18 +185,26 @@ impl Engine {
         if req.host_config.network_mode.is_empty() || req.host_config.network_mode == "default" {
             req.host_config.network_mode = "none".into();
         }
-        if req.config.image.is_empty() {
-            return Err(EngineError::Invalid(
-                "no image specified: give an image to create the container from".into(),
-            ));
-        }
-        let image = self.image(&req.config.image).map_err(|e| match e {
-            EngineError::Image(berth_image::ImageError::NotFound { .. }) => {
-                EngineError::NotFound(format!("No such image: {}", req.config.image))
+        let (image, image_config) = if !req.host_config.rootfs.is_empty() {
+            // --rootfs: a directory tree instead of an image; it names the container's image
+            check_rootfs(&req.host_config.rootfs)?;
+            req.config.image = req.host_config.rootfs.clone();
+            (None, rootfs_image_config())
+        } else {
+            if req.config.image.is_empty() {
+                return Err(EngineError::Invalid(
+                    "no image specified: give an image to create the container from".into(),
+                ));
             }
-            other => other,
-        })?;
-        let image_config = self.image_config(&image)?;
+            let image = self.image(&req.config.image).map_err(|e| match e {
+                EngineError::Image(berth_image::ImageError::NotFound { .. }) => {
+                    EngineError::NotFound(format!("No such image: {}", req.config.image))
+                }
+                other => other,
+            })?;
+            let image_config = self.image_config(&image)?;
+            (Some(image), image_config)
+        };
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n);
@@ -220,15 +229,13 @@ impl Engine {
         }
         let log = log_config(&req)?;
         let _ = log;
-        match req.host_config.runtime.as_str() {
-            "" | "berth" => {}
-            other => return Err(EngineError::Invalid(format!("unknown or invalid runtime name: {other} (external runtimes arrive later; use berth)"))),
-        }
+        // checked before anything is made (prepare_container resolves it again)
+        resolve_runtime(&req.host_config.runtime)?;
         let id = new_id();
         self.prepare_cgroup(&id);
         let dir = self.container_dir(&id);
         let result = self
-            .prepare_container(&id, &name, &dir, &image, &image_config, req)
+            .prepare_container(&id, &name, &dir, image.as_ref(), &image_config, req)
             .await;
         match result {
             Ok(warnings) => {
@@ -253,20 +260,36 @@ impl Engine {
         id: &str,
         name: &str,
         dir: &Path,
-        image: &berth_image::store::ImageRecord,
+        image: Option<&berth_image::store::ImageRecord>,
         image_config: &berth_image::manifest::ImageConfig,
         req: CreateRequest,
     ) -> Result<Vec<String>, EngineError> {
+        let runtime = resolve_runtime(&req.host_config.runtime)?;
         let io = |op: &'static str, p: &Path| {
             let p = p.to_path_buf();
             move |e: std::io::Error| EngineError::Internal(format!("{op} {}: {e}", p.display()))
         };
-        for sub in ["", "upper", "work", "bundle/rootfs"] {
+        let subdirs: &[&str] = match image {
+            Some(_) => &["", "upper", "work", "bundle/rootfs"],
+            None => &["", "bundle"],
+        };
+        for sub in subdirs {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
         }
-        let mounts = self.store().mounts(image);
+        let mounts = image.map(|image| self.store().mounts(image));
+        let rootfs_dir =
+            (!req.host_config.rootfs.is_empty()).then(|| PathBuf::from(&req.host_config.rootfs));
         let read_layer_file = |rel: &str| -> Option<String> {
+            if let Some(root) = &rootfs_dir {
+                // the tree is the root as it is (a symlink here would resolve on the host)
+                let p = root.join(rel);
+                return match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_file() => std::fs::read_to_string(&p).ok(),
+                    _ => None,
+                };
+            }
+            let mounts = mounts.as_ref()?;
             for lower in &mounts.lowerdirs {
                 let p = lower.join(rel);
                 match std::fs::symlink_metadata(&p) {
@@ -284,8 +307,27 @@ impl Engine {
             dir,
             passwd: read_layer_file("etc/passwd"),
             group: read_layer_file("etc/group"),
+            init: match req.host_config.init {
+                Some(true) => Some(init::install(self.root())?),
+                _ => None,
+            },
         };
-        let (oci, warnings) = spec::build(&input).map_err(EngineError::Invalid)?;
+        let (mut oci, warnings) = spec::build(&input).map_err(EngineError::Invalid)?;
+        if let (Some(root), Some(spec_root)) = (&rootfs_dir, oci.root_mut()) {
+            spec_root.set_path(root.clone());
+        }
+        if runtime.is_some() {
+            // crun 1.8 refuses any ociVersion but 1.0.x; berth's spec needs nothing newer
+            oci.set_version("1.0.2".into());
+            // an external runtime makes the cgroup itself: at the path berth's cgroup code
+            // reads (pause, top, OOM, stats), `/<parent>/<id>`
+            if let Some(linux) = oci.linux_mut() {
+                linux.set_cgroups_path(Some(PathBuf::from(format!(
+                    "/{}/{id}",
+                    self.config().cgroup_parent.trim_matches('/')
+                ))));
+            }
+        }
         let hostname = oci.hostname().clone().unwrap_or_default();
         let hosts = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n{}",
@@ -315,18 +357,25 @@ impl Engine {
             serde_json::to_vec_pretty(&oci).map_err(|e| EngineError::Internal(e.to_string()))?,
         )
         .map_err(io("writing", &spec_path))?;
-        let overlay = mounts.overlay_options(&dir.join("upper"), &dir.join("work"));
+        let overlay = mounts
+            .as_ref()
+            .map(|m| m.overlay_options(&dir.join("upper"), &dir.join("work")));
         let shim_config = ShimConfig {
             id: id.to_string(),
             dir: dir.to_path_buf(),
             bundle: dir.join("bundle"),
-            overlay: Some(overlay),
+            overlay,
             tty: req.config.tty,
             open_stdin: req.config.open_stdin,
             log: log_config(&req)?,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: self.config().cgroup_parent.clone(),
             exec: None,
+            runtime_root: runtime.as_ref().map(|r| {
+                let name = r.file_name().unwrap_or_default().to_string_lossy();
+                self.root().join("runtimes").join(name.as_ref())
+            }),
+            runtime,
         };
         std::fs::write(
             dir.join("shim.json"),
@@ -338,7 +387,7 @@ impl Engine {
             id: id.to_string(),
             name: name.to_string(),
             image: req.config.image.clone(),
-            image_id: image.id.to_string(),
+            image_id: image.map(|i| i.id.to_string()).unwrap_or_default(),
             created_at: now(),
             config: req,
             state: State::Created,
@@ -876,6 +925,14 @@ impl Engine {
             }
         }
         let dir = self.container_dir(&c.id);
+        // an external runtime's state, should its shim have died before deleting it
+        if let Some(runtime_root) = std::fs::read(dir.join("shim.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ShimConfig>(&b).ok())
+            .and_then(|s| s.runtime_root)
+        {
+            let _ = std::fs::remove_dir_all(runtime_root.join(&c.id));
+        }
         // a shim still finishing (a failed start) writes into the directory: let it end first
         if let Some(run) = std::fs::read(dir.join("state.json"))
             .ok()
@@ -1023,6 +1080,74 @@ fn just_exited(finished_at: &str) -> bool {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     (0.0..2.0).contains(&(now - t))
+}
+
+/// `--runtime`: berth's own (`None`), or the path of an external OCI runtime: `runc`, `crun`
+/// or `youki` found on PATH, or an absolute path to an executable.
+pub fn resolve_runtime(name: &str) -> Result<Option<PathBuf>, EngineError> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    match name {
+        "" | "berth" => Ok(None),
+        "runc" | "crun" | "youki" => {
+            let path = std::env::var("PATH").unwrap_or_default();
+            let dirs = path
+                .split(':')
+                .chain(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]);
+            for d in dirs.filter(|d| !d.is_empty()) {
+                let p = Path::new(d).join(name);
+                if executable(&p) {
+                    return Ok(Some(p));
+                }
+            }
+            Err(EngineError::Invalid(format!(
+                "runtime {name} is not installed: no executable {name} on PATH (install it, or give --runtime an absolute path)"
+            )))
+        }
+        other if other.starts_with('/') => {
+            if executable(Path::new(other)) {
+                Ok(Some(PathBuf::from(other)))
+            } else {
+                Err(EngineError::Invalid(format!(
+                    "runtime {other} is not an executable file; give the absolute path of an OCI runtime"
+                )))
+            }
+        }
+        other => Err(EngineError::Invalid(format!(
+            "unknown or invalid runtime name: {other} (use berth, runc, crun, youki or an absolute path to an OCI runtime)"
+        ))),
+    }
+}
+
+/// `--rootfs DIR`: an absolute path to an existing directory (symlinks are followed).
+fn check_rootfs(dir: &str) -> Result<(), EngineError> {
+    let p = Path::new(dir);
+    if !p.is_absolute() {
+        return Err(EngineError::Invalid(format!(
+            "--rootfs {dir}: the root file system must be an absolute path"
+        )));
+    }
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(EngineError::Invalid(format!(
+            "--rootfs {dir}: not a directory; give a directory tree to use as the root"
+        ))),
+        Err(e) => Err(EngineError::Invalid(format!(
+            "--rootfs {dir}: {e}; give an existing directory tree to use as the root"
+        ))),
+    }
+}
+
+/// The image config of a `--rootfs` container: nothing but the platform.
+fn rootfs_image_config() -> berth_image::manifest::ImageConfig {
+    serde_json::from_value(serde_json::json!({
+        "architecture": std::env::consts::ARCH,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .expect("a valid image config")
 }
 
 /// `--log-opt max-size/max-file` → rotation settings.
@@ -1233,6 +1358,53 @@ mod tests {
         assert!(just_exited(&now()));
         assert!(!just_exited("2023-11-14T22:13:20Z"));
         assert!(!just_exited(ZERO_TIME));
+    }
+
+    #[test]
+    fn runtimes_resolve() {
+        assert_eq!(resolve_runtime("").expect("default"), None);
+        assert_eq!(resolve_runtime("berth").expect("own"), None);
+        let e = resolve_runtime("nosuchruntime")
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            e.contains("unknown or invalid runtime name: nosuchruntime"),
+            "{e}"
+        );
+        let plain = std::env::temp_dir().join(format!("berth-plain-{}", std::process::id()));
+        std::fs::write(&plain, "x").expect("write");
+        let e = resolve_runtime(&plain.to_string_lossy())
+            .expect_err("not executable")
+            .to_string();
+        let _ = std::fs::remove_file(&plain);
+        assert!(e.contains("not an executable"), "{e}");
+        assert!(resolve_runtime("/nonexistent/runc").is_err());
+        assert_eq!(
+            resolve_runtime("/bin/sh").expect("absolute"),
+            Some(PathBuf::from("/bin/sh"))
+        );
+    }
+
+    #[test]
+    fn rootfs_paths_are_checked() {
+        let dir = std::env::temp_dir();
+        assert!(check_rootfs(&dir.to_string_lossy()).is_ok());
+        let e = check_rootfs("relative/tree")
+            .expect_err("relative")
+            .to_string();
+        assert!(e.contains("absolute path"), "{e}");
+        let e = check_rootfs("/nonexistent/berth-tree")
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/berth-tree") && e.contains("existing directory"),
+            "{e}"
+        );
+        let e = check_rootfs("/etc/hostname")
+            .expect_err("a file")
+            .to_string();
+        assert!(e.contains("not a directory"), "{e}");
+        assert_eq!(rootfs_image_config().os, "linux");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct SpecInput<'a> {
     pub passwd: Option<String>,
     /// The image's /etc/group, if it has one.
     pub group: Option<String>,
+    /// The host path of berth-init, when `--init` asks for it.
+    pub init: Option<PathBuf>,
 }
 
 pub use berth_runtime::user::{resolve_user, ResolvedUser};
@@ -143,9 +145,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     let mut warnings = Vec::new();
     let mut spec = defaults::base_spec();
 
-    let args = command_line(req, input.image);
+    let mut args = command_line(req, input.image);
     if args.is_empty() {
         return Err("no command specified".into());
+    }
+    if input.init.is_some() {
+        // `--init`: berth-init is PID 1 and runs the command, as docker-init does
+        let mut with_init = vec![super::init::CONTAINER_PATH.to_string(), "--".to_string()];
+        with_init.append(&mut args);
+        args = with_init;
     }
     let hostname = if req.config.hostname.is_empty() {
         input.id[..12].to_string()
@@ -332,6 +340,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
             vec!["rbind".into(), "rprivate".into(), ro.into()],
         ));
     }
+    if let Some(init) = &input.init {
+        mounts.push(mount(
+            super::init::CONTAINER_PATH,
+            "bind",
+            &init.to_string_lossy(),
+            vec!["bind".into(), "ro".into(), "nosuid".into(), "nodev".into()],
+        ));
+    }
     for (dest, opts) in &hc.tmpfs {
         if !dest.starts_with('/') {
             return Err(format!(
@@ -512,6 +528,55 @@ mod tests {
             .expect_err("unknown")
             .contains("no matching entries in passwd file"));
         assert!(resolve_user("user:nogroup", Some(PASSWD), Some(GROUP)).is_err());
+    }
+
+    #[test]
+    fn init_runs_the_command_and_is_mounted_read_only() {
+        let image: ImageConfig = serde_json::from_value(serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .expect("image config");
+        let mut req = CreateRequest::default();
+        req.config.cmd = vec!["sleep".into(), "1".into()];
+        let dir = PathBuf::from("/var/lib/berth/containers/x");
+        let input = |init: Option<PathBuf>| SpecInput {
+            request: &req,
+            image: &image,
+            id: "0123456789abcdef",
+            dir: &dir,
+            passwd: None,
+            group: None,
+            init,
+        };
+        let (spec, _) = build(&input(None)).expect("spec");
+        let args = spec.process().as_ref().and_then(|p| p.args().clone());
+        assert_eq!(args, Some(vec!["sleep".to_string(), "1".to_string()]));
+        let (spec, _) = build(&input(Some(PathBuf::from("/root/bin/berth-init")))).expect("spec");
+        let args = spec.process().as_ref().and_then(|p| p.args().clone());
+        assert_eq!(
+            args,
+            Some(vec![
+                "/sbin/docker-init".to_string(),
+                "--".to_string(),
+                "sleep".to_string(),
+                "1".to_string()
+            ])
+        );
+        let mounts = spec.mounts().clone().unwrap_or_default();
+        let m = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/sbin/docker-init"))
+            .expect("init mount");
+        assert_eq!(
+            m.source().as_deref(),
+            Some(Path::new("/root/bin/berth-init"))
+        );
+        assert!(m
+            .options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "ro")));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! `[stream u8][len u32 BE][data]`: stream 0 is stdin towards the container, 1/2 are
 //! stdout/stderr towards the client, 3 is a resize (`rows u16, cols u16`), 4 closes stdin.
 
+pub mod external;
 pub mod log;
 pub mod zygote;
 
@@ -60,6 +61,12 @@ pub struct ShimConfig {
     /// creating one (`dir` is then the exec's directory, `bundle` the container's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ShimExec>,
+    /// An external OCI runtime (runc, crun) to drive instead of berth's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<PathBuf>,
+    /// That runtime's state directory (`--root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_root: Option<PathBuf>,
 }
 
 /// The exec part of a [`ShimConfig`].
@@ -72,6 +79,34 @@ pub struct ShimExec {
     /// Initial terminal size (rows, cols).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_size: Option<(u16, u16)>,
+}
+
+/// The container process, created by berth's runtime or by an external one.
+enum Launched {
+    Own(crate::container::Created),
+    External(external::External),
+}
+
+impl Launched {
+    fn pid(&self) -> i32 {
+        match self {
+            Launched::Own(c) => c.pid,
+            Launched::External(e) => e.pid,
+        }
+    }
+
+    fn start(&mut self) -> Result<(), crate::container::RuntimeError> {
+        match self {
+            Launched::Own(c) => c.start(),
+            Launched::External(e) => e.start(),
+        }
+    }
+
+    fn cleanup(&mut self) {
+        if let Launched::External(e) = self {
+            e.cleanup();
+        }
+    }
 }
 
 /// Written once the container runs.
@@ -223,7 +258,10 @@ pub fn run(
     // an exec's terminal is made inside the container (its devpts) and its master sent back
     let mut console: Option<UnixStream> = None;
     let (mut stdin_w, mut outputs, pio): (Option<OwnedFd>, Vec<(u8, OwnedFd)>, ProcessIo) =
-        if config.tty && config.exec.is_some() {
+        if config.tty && config.runtime.is_some() && config.exec.is_none() {
+            // an external runtime makes the pty and hands the master over (below)
+            (None, Vec::new(), ProcessIo::Inherit)
+        } else if config.tty && config.exec.is_some() {
             let (ours, theirs) = UnixStream::pair()?;
             console = Some(ours);
             (
@@ -277,8 +315,8 @@ pub fn run(
         };
 
     let mut ready = std::fs::File::from(ready);
-    let created = match &config.exec {
-        Some(e) => crate::exec::exec(
+    let created = match (&config.exec, &config.runtime) {
+        (Some(e), _) => crate::exec::exec(
             crate::exec::ExecOptions {
                 spec: &spec,
                 pid: e.container_pid,
@@ -287,8 +325,9 @@ pub fn run(
                 wait_for_start: true,
             },
             |pid| cgroup.join(pid),
-        ),
-        None => crate::container::create(
+        )
+        .map(Launched::Own),
+        (None, None) => crate::container::create(
             crate::container::CreateOptions {
                 spec: &spec,
                 bundle: &config.bundle,
@@ -298,7 +337,39 @@ pub fn run(
                 preserve_fds: 0,
             },
             |pid| cgroup.join(pid),
-        ),
+        )
+        .map(Launched::Own),
+        (None, Some(runtime)) => {
+            external::External::create(config, runtime, pio).and_then(|(mut ext, console)| {
+                if let Some(master) = console {
+                    // the runtime made the pty: its master replaces ours
+                    let out =
+                        master
+                            .try_clone()
+                            .map_err(|source| crate::container::RuntimeError::Io {
+                                op: "duplicating the pty master".into(),
+                                source,
+                            });
+                    match out {
+                        Ok(out) => {
+                            stdin_w = Some(master);
+                            outputs = vec![(1, out)];
+                        }
+                        Err(e) => {
+                            ext.cleanup();
+                            return Err(e);
+                        }
+                    }
+                }
+                // the runtime made the cgroup the spec names (berth's path): adopt it for
+                // the OOM record and the final clean-up
+                if let Err(e) = cgroup.join(ext.pid) {
+                    ext.cleanup();
+                    return Err(crate::container::RuntimeError::Cgroup(e));
+                }
+                Ok(Launched::External(ext))
+            })
+        }
     };
     let mut created = match created {
         Ok(c) => c,
@@ -330,7 +401,7 @@ pub fn run(
             });
         }
     };
-    let pid = created.pid;
+    let pid = created.pid();
     if let Some(console) = &console {
         // sent before the process reported ready
         let master = crate::exec::recv_fd(console)?;
@@ -561,27 +632,15 @@ pub fn run(
         clients.retain(|c| !c.dead);
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
-        // any child (waitpid(-1)): rustix's waitpid(None) is waitpid(0), our process group
-        // only, which misses a process that made its own session (a terminal)
         if exited.is_none() || !revents[1].is_empty() {
+            // wait(), i.e. pid -1: rustix's waitpid(None) is pid 0, this process group only,
+            // and an init that made its own session (a terminal, or runc's) is not in it
             while let Ok(Some((p, status))) =
                 rustix::process::wait(rustix::process::WaitOptions::NOHANG)
             {
                 if p.as_raw_nonzero().get() == pid && exited.is_none() {
                     exited = Some(exit_of(status));
                     // give the pipes a moment to drain what was written before exit
-                    drain_deadline =
-                        Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
-                }
-            }
-            // `waitpid(None)` is wait4(0), this process group only: a terminal's init leads
-            // its own session, so it is asked for by pid
-            if exited.is_none() && config.tty {
-                if let Ok(Some((_, status))) = rustix::process::waitpid(
-                    rustix::process::Pid::from_raw(pid),
-                    rustix::process::WaitOptions::NOHANG,
-                ) {
-                    exited = Some(exit_of(status));
                     drain_deadline =
                         Some(std::time::Instant::now() + std::time::Duration::from_millis(200));
                 }
@@ -598,6 +657,7 @@ pub fn run(
     if let Some(log) = log.as_mut() {
         let _ = log.flush();
     }
+    created.cleanup();
     let (exit_code, signal) = exited.expect("loop ends after exit");
     let state = ExitState {
         exit_code,

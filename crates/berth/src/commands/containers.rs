@@ -46,7 +46,7 @@ pub struct CreateArgs {
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     tty: bool,
-    /// Run an init inside the container that forwards signals and reaps processes
+    /// Run berth's init as PID 1 (at /sbin/docker-init): it forwards signals, reaps zombies
     #[arg(long)]
     init: bool,
     /// Mount the container's root filesystem as read only
@@ -103,9 +103,14 @@ pub struct CreateArgs {
     /// Log driver options (max-size, max-file)
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
-    /// Runtime to use for this container
+    /// Runtime to use for this container: berth (default), runc, crun, youki, or an absolute
+    /// path to an OCI runtime
     #[arg(long)]
     runtime: Option<String>,
+    /// Run this directory tree (absolute path) as the root, in place and writable, instead of
+    /// an image; the arguments are then the command: --rootfs DIR COMMAND [ARG...]
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<String>,
     /// Connect a container to a network (none, host)
     #[arg(long = "network", alias = "net", default_value = "none")]
     network: String,
@@ -225,11 +230,17 @@ pub(crate) fn read_env_file(path: &str) -> Result<Vec<String>> {
 
 /// Builds Docker's create body from the flags.
 pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
-    let image = a
-        .rest
-        .first()
-        .context("\"run\" requires at least 1 argument: IMAGE")?
-        .clone();
+    // with --rootfs there is no image: every argument is the command
+    let (image, cmd) = match &a.rootfs {
+        Some(dir) => (dir.clone(), a.rest.clone()),
+        None => (
+            a.rest
+                .first()
+                .context("\"run\" requires at least 1 argument: IMAGE")?
+                .clone(),
+            a.rest[1..].to_vec(),
+        ),
+    };
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(read_env_file(f)?);
@@ -321,7 +332,7 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             open_stdin: a.interactive,
             stdin_once: a.interactive,
             env,
-            cmd: a.rest[1..].to_vec(),
+            cmd,
             image,
             working_dir: a.workdir.clone().unwrap_or_default(),
             entrypoint,
@@ -341,6 +352,7 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             tmpfs,
             init: a.init.then_some(true),
             runtime: a.runtime.clone().unwrap_or_default(),
+            rootfs: a.rootfs.clone().unwrap_or_default(),
             memory: a
                 .memory
                 .as_deref()
@@ -398,7 +410,7 @@ async fn create_container(
         None => "/containers/create".to_string(),
     };
     let body = serde_json::to_vec(&req)?;
-    if a.pull == "always" {
+    if a.pull == "always" && a.rootfs.is_none() {
         pull_for_run(g, &req.config.image, a.platform.as_deref()).await?;
     }
     match client
@@ -408,7 +420,7 @@ async fn create_container(
         Err(ApiClientError::Api {
             status: 404,
             message,
-        }) if message.starts_with("No such image") && a.pull != "never" => {
+        }) if message.starts_with("No such image") && a.pull != "never" && a.rootfs.is_none() => {
             output::err(&format!(
                 "Unable to find image '{}' locally",
                 req.config.image
@@ -448,6 +460,8 @@ async fn pull_for_run(g: &GlobalArgs, image: &str, platform: Option<&str>) -> Re
 
 /// The exit code docker gives a failed start, from the daemon's message.
 fn start_failure_code(message: &str) -> u8 {
+    // runtimes differ in case: runc says "no such file or directory", crun "No such file..."
+    let message = message.to_ascii_lowercase();
     if message.contains("executable file not found")
         || message.contains("no such file or directory")
     {

@@ -4,6 +4,7 @@
 
 mod containers;
 mod exec;
+mod init_rootfs_runtime;
 mod observe;
 mod support;
 
