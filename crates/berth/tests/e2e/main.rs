@@ -44,6 +44,39 @@ priv_test! {
         // -q prints only the reference
         assert_eq!(b.ok(&["pull", "-q", &img]).trim(), img);
 
+        // -a: every tag of the repository (both pushed above), from a fresh root
+        let all = Berth::new();
+        let repo = format!("{}/e2e/bb", reg.addr);
+        let out = all.ok(&["pull", "-a", &repo]);
+        assert!(out.contains("latest") && out.contains("multi"), "{out}");
+        let tags = all.ok(&["images", "--format", "{{.Tag}}"]);
+        let mut tags: Vec<&str> = lines(&tags);
+        tags.sort();
+        assert_eq!(tags, ["latest", "multi"]);
+        let (code, err) = all.fails(&["pull", "-a", &img]);
+        assert_eq!(code, 1, "as the docker CLI: a usage error found after parsing");
+        assert!(err.contains("can't be used with --all-tags"), "{err}");
+
+        // on a terminal: per-layer progress bars redrawn in place (script(1) gives a pty)
+        let tty = Berth::new();
+        let cmd = format!(
+            "{} --root {} pull {img}",
+            Berth::bin().display(),
+            tty.root.path().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("BERTH_CONFIG", tty.config_dir.path())
+            .env("TERM", "xterm")
+            .env("COLUMNS", "120")
+            .output()
+            .expect("script runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        // (a pty turns every \n into \r\n, so only cursor movement proves redrawing)
+        assert!(text.contains("\x1b[1A") && text.contains("\x1b[2K") && text.contains("[="), "progress bars redrawn in place on a tty: {text:?}");
+        assert!(text.contains("Pull complete") && text.contains(&img), "{text:?}");
+
         // images: Docker's columns
         let out = b.ok(&["images"]);
         let rows = lines(&out);
