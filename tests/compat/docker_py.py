@@ -39,6 +39,9 @@ except docker.errors.APIError:
 
 out = c.containers.run(f"{ref}:latest", ["echo", "from docker-py"], remove=True)
 assert out == b"from docker-py\n", out
+# output that comes after the follow stream opened, read only after the removal (as run() does)
+out = c.containers.run(f"{ref}:latest", ["sh", "-c", "sleep 0.3; echo late"], remove=True)
+assert out == b"late\n", out
 out = c.containers.run(f"{ref}:latest", ["cat", "/proc/1/comm"], init=True, remove=True)
 assert out == b"docker-init\n", out
 out = c.containers.run(f"{ref}:latest", ["echo", "runc"], runtime="runc", remove=True)

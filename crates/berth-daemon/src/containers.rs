@@ -521,9 +521,16 @@ pub(crate) async fn logs(
             };
             Some(mux(stream, line.as_bytes(), tty))
         };
-        let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
+        // through open descriptors: a `run --rm` client may read the stream after the removal
+        let (mut follower, entries) =
+            match berth_runtime::shim::log::LogFollower::open(&path, max_files) {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
         let start = tail.map(|t| entries.len().saturating_sub(t)).unwrap_or(0);
-        let mut seen = entries.len();
         for e in &entries[start..] {
             if let Some(b) = render(e) {
                 if tx.send(Ok(b)).await.is_err() {
@@ -537,18 +544,13 @@ pub(crate) async fn logs(
         // follow: poll for new lines until the container stops running
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            let entries = berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
-            if entries.len() < seen {
-                seen = 0; // rotated: re-read from the start of what is kept
-            }
-            for e in &entries[seen..] {
+            for e in &follower.read_new().unwrap_or_default() {
                 if let Some(b) = render(e) {
                     if tx.send(Ok(b)).await.is_err() {
                         return;
                     }
                 }
             }
-            seen = entries.len();
             let running = engine
                 .container(&cid)
                 .map(|c| {
@@ -560,9 +562,7 @@ pub(crate) async fn logs(
                 .unwrap_or(false);
             if !running {
                 // one last read after the exit was recorded
-                let entries =
-                    berth_runtime::shim::log::read_all(&path, max_files).unwrap_or_default();
-                for e in entries.iter().skip(seen) {
+                for e in &follower.read_new().unwrap_or_default() {
                     if let Some(b) = render(e) {
                         let _ = tx.send(Ok(b)).await;
                     }

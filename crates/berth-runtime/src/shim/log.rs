@@ -1,7 +1,7 @@
 //! Docker's json-file log format, written by the shim, rotated by size.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Rotation settings (`--log-opt max-size=10m --log-opt max-file=3`).
@@ -238,9 +238,144 @@ pub fn read_all(path: &Path, max_files: u32) -> io::Result<Vec<LogEntry>> {
     Ok(out)
 }
 
+/// Reads a container's logs and then follows them through open file descriptors, so that what
+/// was written stays readable after the container's directory is removed (a `run --rm` whose
+/// client reads the stream after the removal), and across rotations.
+pub struct LogFollower {
+    path: PathBuf,
+    file: Option<(std::fs::File, u64)>,
+    partial: Vec<u8>,
+}
+
+impl LogFollower {
+    /// Opens the current log file (if any) first, then returns every entry so far (rotated
+    /// files by path, oldest first, then the current one through the open descriptor).
+    pub fn open(path: &Path, max_files: u32) -> io::Result<(LogFollower, Vec<LogEntry>)> {
+        let mut follower = LogFollower {
+            path: path.to_path_buf(),
+            file: None,
+            partial: Vec::new(),
+        };
+        follower.reopen();
+        let mut out = Vec::new();
+        for n in (1..max_files.max(1)).rev() {
+            match std::fs::read(JsonLog::rotated(path, n)) {
+                Ok(data) => parse_lines(&data, &mut out),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.extend(follower.read_new()?);
+        Ok((follower, out))
+    }
+
+    fn reopen(&mut self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::File::open(&self.path) {
+            Ok(f) => {
+                let ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
+                self.file = Some((f, ino));
+                self.partial.clear();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The complete lines written since the last call. After a rotation, the rest of the old
+    /// file comes first, then the new file from its start.
+    pub fn read_new(&mut self) -> io::Result<Vec<LogEntry>> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        if self.file.is_none() && !self.reopen() {
+            return Ok(out);
+        }
+        loop {
+            let Some((file, ino)) = self.file.as_mut() else {
+                return Ok(out);
+            };
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)?;
+            self.partial.extend_from_slice(&data);
+            if let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') {
+                let complete: Vec<u8> = self.partial.drain(..=end).collect();
+                parse_lines(&complete, &mut out);
+            }
+            // rotated: the path names a new file; go on there
+            let current = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+            match current {
+                Some(i) if i != *ino => {
+                    if !self.reopen() {
+                        return Ok(out);
+                    }
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+fn parse_lines(data: &[u8], out: &mut Vec<LogEntry>) {
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Ok(e) = serde_json::from_slice::<LogEntry>(line) {
+            out.push(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_follower_reads_on_after_rotation_and_removal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c-json.log");
+        let config = LogConfig {
+            max_size: 200,
+            max_files: 3,
+        };
+        let mut log = JsonLog::open(&path, config).expect("open");
+        log.write(0, b"one\n").expect("write");
+        log.flush().expect("flush");
+        let (mut f, first) = LogFollower::open(&path, 3).expect("follow");
+        assert_eq!(
+            first.iter().map(|e| e.log.as_str()).collect::<Vec<_>>(),
+            ["one\n"]
+        );
+        for i in 0..2 {
+            log.write(
+                0,
+                format!("line {i} with some padding to rotate\n").as_bytes(),
+            )
+            .expect("write");
+        }
+        log.flush().expect("flush");
+        let got: Vec<String> = f
+            .read_new()
+            .expect("read")
+            .into_iter()
+            .map(|e| e.log)
+            .collect();
+        assert_eq!(got.len(), 2, "every line once, across a rotation: {got:?}");
+        assert_eq!(got[1], "line 1 with some padding to rotate\n");
+        assert!(
+            JsonLog::rotated(&path, 1).exists(),
+            "the test rotated the log"
+        );
+        log.write(1, b"last\n").expect("write");
+        log.flush().expect("flush");
+        drop(log);
+        // the container's directory goes away: what was written is still read
+        std::fs::remove_dir_all(dir.path()).expect("rm");
+        let got = f.read_new().expect("read");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].log.as_str(), got[0].stream.as_str()),
+            ("last\n", "stderr")
+        );
+        assert!(f.read_new().expect("read").is_empty());
+    }
 
     #[test]
     fn writes_docker_json_lines_and_rotates() {
