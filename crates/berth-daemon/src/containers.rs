@@ -655,18 +655,23 @@ pub(crate) async fn attach(
         )
         .await;
     });
+    Ok(upgraded_stream(tty))
+}
+
+/// The 101 answer of a hijacked attach or exec stream: raw with a tty, else multiplexed.
+pub(crate) fn upgraded_stream(tty: bool) -> Response {
     let ct = if tty {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
         .header(header::CONTENT_TYPE, ct)
         .body(Body::empty())
-        .expect("valid response"))
+        .expect("valid response")
 }
 
 /// Client ⇄ shim: stdin as shim frames one way, shim frames as Docker's stream the other.

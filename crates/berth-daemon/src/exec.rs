@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use berth_api::exec::{ExecConfig, ExecInspect, ExecStartConfig, IdResponse};
@@ -105,18 +105,7 @@ pub(crate) async fn start(
             }
         }
     });
-    let ct = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .header(header::CONTENT_TYPE, ct)
-        .body(Body::empty())
-        .expect("valid response"))
+    Ok(crate::containers::upgraded_stream(tty))
 }
 
 #[derive(Deserialize, Default)]

@@ -39,21 +39,12 @@ pub fn detach_query(keys: Option<&str>) -> Result<String> {
         None => Ok(String::new()),
         Some(k) => {
             parse_detach_keys(k)?;
-            Ok(format!("&detachKeys={}", encode(k)))
+            Ok(format!(
+                "&detachKeys={}",
+                crate::commands::containers::encode(k)
+            ))
         }
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Set once stdin is being read for an attach stream: that read cannot be cancelled, so the
@@ -138,7 +129,10 @@ pub async fn run(args: AttachArgs, g: &GlobalArgs) -> Result<u8> {
     let info: serde_json::Value = match client
         .json(
             Method::GET,
-            &format!("/containers/{}/json", encode(&args.container)),
+            &format!(
+                "/containers/{}/json",
+                crate::commands::containers::encode(&args.container)
+            ),
             None,
         )
         .await

@@ -603,28 +603,7 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
     let proxy = if args.sig_proxy && !tty {
         let client = client.clone();
         let id = id.clone();
-        Some(tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            loop {
-                let sig = tokio::select! {
-                    _ = int.recv() => "SIGINT",
-                    _ = term.recv() => "SIGTERM",
-                };
-                let _ = client
-                    .call(
-                        Method::POST,
-                        &format!("/containers/{id}/kill?signal={sig}"),
-                        None,
-                    )
-                    .await;
-            }
-        }))
+        Some(crate::commands::attach::proxy_signals(client, id))
     } else {
         None
     };

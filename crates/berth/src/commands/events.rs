@@ -87,18 +87,6 @@ pub fn timestamp(value: &str, now: f64) -> Result<String> {
     Ok(format!("{}.{:09}", secs as i64, nanos.min(999_999_999)))
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// Runs `events`.
 pub async fn run(args: EventsArgs, g: &GlobalArgs) -> Result<u8> {
     let now = std::time::SystemTime::now()
@@ -108,7 +96,10 @@ pub async fn run(args: EventsArgs, g: &GlobalArgs) -> Result<u8> {
     let mut query = Vec::new();
     for (name, v) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = v {
-            query.push(format!("{name}={}", encode(&timestamp(v, now)?)));
+            query.push(format!(
+                "{name}={}",
+                crate::commands::containers::encode(&timestamp(v, now)?)
+            ));
         }
     }
     let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -121,7 +112,7 @@ pub async fn run(args: EventsArgs, g: &GlobalArgs) -> Result<u8> {
     if !filters.is_empty() {
         query.push(format!(
             "filters={}",
-            encode(&serde_json::to_string(&filters)?)
+            crate::commands::containers::encode(&serde_json::to_string(&filters)?)
         ));
     }
     let path = if query.is_empty() {

@@ -219,18 +219,6 @@ async fn targets(client: &ApiClient, all: bool) -> Result<Vec<String>> {
     Ok(list.into_iter().map(|c| c.id).collect())
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// Runs `stats`.
 pub async fn run(args: StatsArgs, g: &GlobalArgs) -> Result<u8> {
     let client = g.client().await?;
@@ -249,7 +237,10 @@ pub async fn run(args: StatsArgs, g: &GlobalArgs) -> Result<u8> {
                 let s: Result<StatsResponse, ApiClientError> = client
                     .json(
                         Method::GET,
-                        &format!("/containers/{}/stats?stream=false", encode(&n)),
+                        &format!(
+                            "/containers/{}/stats?stream=false",
+                            crate::commands::containers::encode(&n)
+                        ),
                         None,
                     )
                     .await;
@@ -292,7 +283,10 @@ pub async fn run(args: StatsArgs, g: &GlobalArgs) -> Result<u8> {
             readers.insert(
                 n.clone(),
                 tokio::spawn(async move {
-                    let path = format!("/containers/{}/stats?stream=true", encode(&key));
+                    let path = format!(
+                        "/containers/{}/stats?stream=true",
+                        crate::commands::containers::encode(&key)
+                    );
                     let r = client
                         .stream_lines(Method::GET, &path, &[], |s: StatsResponse| {
                             latest
