@@ -227,7 +227,12 @@ impl Puller {
             }
         }
 
-        // Layers: all at once, bounded.
+        // Layers: all at once, bounded; their data is written back while they unpack.
+        let mut missing = false;
+        for chain in &chains {
+            missing |= !self.store.has_snapshot(chain)?;
+        }
+        let _flusher = missing.then(|| self.store.background_flush());
         let sem = Arc::new(tokio::sync::Semaphore::new(
             self.options.max_concurrent_downloads.max(1),
         ));

@@ -8,10 +8,11 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{
     AtFlags, Dev, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
@@ -123,6 +124,52 @@ struct Unpacker<'a> {
     dest: &'a Path,
     /// Directories whose mtime is set once all their children exist.
     dir_times: Vec<(PathBuf, u64)>,
+    /// The previous entry's parent directory: layers list a directory's entries together,
+    /// so most entries reuse it instead of resolving their parent again. A removal only
+    /// touches a child of the current parent, but the cache is dropped on any removal all
+    /// the same, so that it can never name a directory that is gone.
+    parent: Option<(PathBuf, Rc<ParentDir>)>,
+    /// The unpacking thread's effective ids: a new file is owned by them already.
+    ids: (u64, u64),
+    /// The process's umask, or 0o777 when unknown (then every file is chmod'ed).
+    umask: u32,
+    /// Copy buffer for file contents: large, so that big files take few writes.
+    buf: Vec<u8>,
+}
+
+/// An open directory of the snapshot and the group its new entries get by default.
+struct ParentDir {
+    fd: OwnedFd,
+    gid: u64,
+}
+
+const COPY_BUF: usize = 256 << 10;
+
+/// The process's umask from /proc/self/status (reading it with umask(2) would race with
+/// other threads creating files).
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
+}
+
+/// Reads from `r` until `buf` is full or the stream ends.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Normalizes an archive path: strips `./`, refuses `..` and absolute names.
@@ -234,7 +281,7 @@ impl Unpacker<'_> {
 
     /// Removes whatever sits at `name` in `parent` unless both it and the new entry are dirs.
     fn clear(
-        &self,
+        &mut self,
         parent: &OwnedFd,
         rel: &Path,
         name: &OsStr,
@@ -249,6 +296,7 @@ impl Unpacker<'_> {
                 if is_dir && new_is_dir {
                     return Ok(true);
                 }
+                self.parent = None;
                 if is_dir {
                     // The parent chain was resolved without symlinks and remove_dir_all does not
                     // follow them, so this stays inside the snapshot.
@@ -323,12 +371,13 @@ impl Unpacker<'_> {
             .expect("non-empty clean path")
             .to_os_string();
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        let parent = self.open_dir(&parent_rel, &entry)?;
+        let pdir = self.parent_dir(&parent_rel, &entry)?;
+        let parent = &pdir.fd;
         let name_str = name.to_string_lossy();
 
         if let Some(target) = name_str.strip_prefix(WHITEOUT_PREFIX) {
             if name_str == OPAQUE {
-                rustix::fs::fsetxattr(&parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                rustix::fs::fsetxattr(parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                     .map_err(|er| self.io(&entry)(er.into()))?;
             } else if name_str.starts_with(META_PREFIX) {
                 tracing::debug!(entry, "skipping whiteout metadata entry");
@@ -340,9 +389,9 @@ impl Unpacker<'_> {
                     });
                 }
                 let wrel = parent_rel.join(target);
-                self.clear(&parent, &wrel, OsStr::new(target), false, &entry)?;
+                self.clear(parent, &wrel, OsStr::new(target), false, &entry)?;
                 rustix::fs::mknodat(
-                    &parent,
+                    parent,
                     target,
                     FileType::CharacterDevice,
                     Mode::empty(),
@@ -353,39 +402,61 @@ impl Unpacker<'_> {
             return Ok(());
         }
 
-        let is_dir = kind.is_dir();
-        let exists_as_dir = self.clear(&parent, &rel, &name, is_dir, &entry)?;
         let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+        // Entries are created first and cleared out of the way only when the name is taken
+        // (a later entry replacing an earlier one, or a directory listed twice): in a fresh
+        // snapshot that is rare, so the common case costs no lookup.
         match kind {
             tar::EntryType::Directory => {
-                if !exists_as_dir {
-                    rustix::fs::mkdirat(&parent, &name, Mode::from_raw_mode(0o700))
-                        .map_err(|er| self.io(&entry)(er.into()))?;
-                }
+                // an existing directory is kept; its metadata is updated below
+                self.create(parent, &rel, &name, true, &entry, || {
+                    rustix::fs::mkdirat(parent, &name, Mode::from_raw_mode(0o700))
+                })?;
                 self.dir_times.push((rel.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    &parent,
-                    &name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|er| self.io(&entry)(er.into()))?;
+                let perm = mode & 0o777;
+                let fd = self
+                    .create(parent, &rel, &name, false, &entry, || {
+                        rustix::fs::openat(
+                            parent,
+                            &name,
+                            OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::WRONLY
+                                | OFlags::NOFOLLOW
+                                | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(perm),
+                        )
+                    })?
+                    .expect("a regular file is never kept");
                 let mut file = File::from(fd);
-                let n = io::copy(&mut e, &mut file).map_err(|er| match limit_of(&er) {
-                    Some(limit) => UnpackError::TooLarge { limit },
-                    None => self.io(&entry)(er),
-                })?;
+                let mut n = 0u64;
+                loop {
+                    let k = fill(&mut e, &mut self.buf).map_err(|er| match limit_of(&er) {
+                        Some(limit) => UnpackError::TooLarge { limit },
+                        None => self.io(&entry)(er),
+                    })?;
+                    if k == 0 {
+                        break;
+                    }
+                    file.write_all(&self.buf[..k])
+                        .map_err(|er| self.io(&entry)(er))?;
+                    n += k as u64;
+                }
                 stats.content_bytes += n;
-                rustix::fs::fchown(&file, uid(owner.0), gid(owner.1))
-                    .map_err(|er| self.io(&entry)(er.into()))?;
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
-                    .map_err(|er| self.io(&entry)(er.into()))?;
+                // A new file is owned by our ids and gets the parent's group or ours: when
+                // both are already the archive's, chown (and the chmod it would force, as
+                // chown clears set-id bits) is not needed.
+                let chown = owner.0 != self.ids.0 || owner.1 != self.ids.1 || pdir.gid != owner.1;
+                if chown {
+                    rustix::fs::fchown(&file, uid(owner.0), gid(owner.1))
+                        .map_err(|er| self.io(&entry)(er.into()))?;
+                }
+                if chown || mode & 0o7000 != 0 || perm & !self.umask != perm {
+                    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
+                        .map_err(|er| self.io(&entry)(er.into()))?;
+                }
                 for (k, v) in &xattrs {
                     rustix::fs::fsetxattr(&file, k.as_str(), v, XattrFlags::empty())
                         .map_err(|er| self.io(&entry)(er.into()))?;
@@ -402,8 +473,9 @@ impl Unpacker<'_> {
                             entry: entry.clone(),
                             reason: "symlink without a target",
                         })?;
-                rustix::fs::symlinkat(target.as_os_str(), &parent, &name)
-                    .map_err(|er| self.io(&entry)(er.into()))?;
+                self.create(parent, &rel, &name, false, &entry, || {
+                    rustix::fs::symlinkat(target.as_os_str(), parent, &name)
+                })?;
                 mode = 0; // symlinks have no mode of their own
             }
             tar::EntryType::Link => {
@@ -435,15 +507,21 @@ impl Unpacker<'_> {
                     }
                 };
                 let tname = target.file_name().expect("non-empty");
-                match rustix::fs::linkat(&tparent, tname, &parent, &name, AtFlags::empty()) {
-                    Ok(()) => {}
-                    Err(rustix::io::Errno::NOENT) => {
+                let linked = self.create(parent, &rel, &name, false, &entry, || {
+                    rustix::fs::linkat(&tparent, tname, parent, &name, AtFlags::empty())
+                });
+                match linked {
+                    Ok(_) => {}
+                    Err(UnpackError::Io { source, .. })
+                        if source.raw_os_error()
+                            == Some(rustix::io::Errno::NOENT.raw_os_error()) =>
+                    {
                         return Err(UnpackError::Unsafe {
                             entry,
                             reason: "hardlink target is not inside this layer",
                         })
                     }
-                    Err(er) => return Err(self.io(&entry)(er.into())),
+                    Err(er) => return Err(er),
                 }
                 return Ok(()); // a hardlink shares the target's metadata
             }
@@ -457,8 +535,9 @@ impl Unpacker<'_> {
                     header.device_major().ok().flatten().unwrap_or(0),
                     header.device_minor().ok().flatten().unwrap_or(0),
                 );
-                rustix::fs::mknodat(&parent, &name, ft, Mode::from_raw_mode(0o600), dev)
-                    .map_err(|er| self.io(&entry)(er.into()))?;
+                self.create(parent, &rel, &name, false, &entry, || {
+                    rustix::fs::mknodat(parent, &name, ft, Mode::from_raw_mode(0o600), dev)
+                })?;
             }
             tar::EntryType::XGlobalHeader
             | tar::EntryType::XHeader
@@ -471,17 +550,14 @@ impl Unpacker<'_> {
                 return Ok(());
             }
         }
-        rustix::fs::chownat(&parent, &name, uid(owner.0), gid(owner.1), nofollow)
+        rustix::fs::chownat(parent, &name, uid(owner.0), gid(owner.1), nofollow)
             .map_err(|er| self.io(&entry)(er.into()))?;
         if kind != tar::EntryType::Symlink {
-            rustix::fs::chmodat(&parent, &name, Mode::from_raw_mode(mode), AtFlags::empty())
+            rustix::fs::chmodat(parent, &name, Mode::from_raw_mode(mode), AtFlags::empty())
                 .map_err(|er| self.io(&entry)(er.into()))?;
         }
         if !xattrs.is_empty() {
-            let path = format!(
-                "/proc/self/fd/{}/",
-                std::os::fd::AsRawFd::as_raw_fd(&parent)
-            );
+            let path = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(parent));
             let mut p = PathBuf::from(path);
             p.push(&name);
             for (k, v) in &xattrs {
@@ -490,10 +566,51 @@ impl Unpacker<'_> {
             }
         }
         if kind != tar::EntryType::Directory {
-            rustix::fs::utimensat(&parent, &name, &timestamps(mtime), nofollow)
+            rustix::fs::utimensat(parent, &name, &timestamps(mtime), nofollow)
                 .map_err(|er| self.io(&entry)(er.into()))?;
         }
         Ok(())
+    }
+
+    /// Runs `make` to create `name` in `parent`; if the name is taken, clears it (keeping an
+    /// existing directory when `is_dir`) and runs `make` once more. `None`: a directory was
+    /// kept.
+    fn create<T>(
+        &mut self,
+        parent: &OwnedFd,
+        rel: &Path,
+        name: &OsStr,
+        is_dir: bool,
+        entry: &str,
+        mut make: impl FnMut() -> rustix::io::Result<T>,
+    ) -> Result<Option<T>, UnpackError> {
+        match make() {
+            Ok(v) => Ok(Some(v)),
+            Err(rustix::io::Errno::EXIST) => {
+                if self.clear(parent, rel, name, is_dir, entry)? {
+                    return Ok(None);
+                }
+                make().map(Some).map_err(|e| self.io(entry)(e.into()))
+            }
+            Err(e) => Err(self.io(entry)(e.into())),
+        }
+    }
+
+    /// The directory `rel` (created as needed), from the one-entry cache when it holds it.
+    fn parent_dir(&mut self, rel: &Path, entry: &str) -> Result<Rc<ParentDir>, UnpackError> {
+        if let Some((cached, dir)) = &self.parent {
+            if cached == rel {
+                return Ok(dir.clone());
+            }
+        }
+        let fd = self.open_dir(rel, entry)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.io(entry)(e.into()))?;
+        let dir = Rc::new(ParentDir {
+            fd,
+            gid: u64::from(st.st_gid),
+        });
+        self.parent = Some((rel.to_path_buf(), dir.clone()));
+        Ok(dir)
     }
 
     fn open_dir_existing(&self, rel: &Path) -> Option<OwnedFd> {
@@ -547,6 +664,13 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, Unpa
         root,
         dest,
         dir_times: Vec::new(),
+        parent: None,
+        ids: (
+            u64::from(rustix::process::geteuid().as_raw()),
+            u64::from(rustix::process::getegid().as_raw()),
+        ),
+        umask: current_umask(),
+        buf: vec![0; COPY_BUF],
     };
     let mut archive = tar::Archive::new(reader);
     let mut stats = UnpackStats::default();

@@ -95,6 +95,61 @@ priv_test! {
     }
 }
 
+priv_test! {
+    fn shortcuts_keep_owners_modes_and_replacements_exact() {
+        // the unpacker skips chown/chmod when creation already gives the archive's values and
+        // reuses the previous entry's parent directory: check both against the cases where
+        // they must not apply
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tar = TarBuilder::new()
+            .dir("sg", 0o2775)
+            .file("ro", 0o444, b"read-only")
+            .file("open", 0o777, b"wider than the umask")
+            .file("sticky", 0o1755, b"sticky")
+            .dir("p", 0o755)
+            .file("p/a", 0o644, b"in the first p")
+            .file("p", 0o644, b"a file replaces the dir")
+            .dir("p", 0o750)
+            .file("p/c", 0o644, b"in the second p")
+            .symlink("s", "ro")
+            .file("s", 0o600, b"a file replaces the symlink")
+            .finish();
+        unpack_layer(&tar[..], dir.path()).expect("unpacks");
+        let p = dir.path();
+        let mode = |n: &str| std::fs::symlink_metadata(p.join(n)).expect(n).mode() & 0o7777;
+        assert_eq!(mode("ro"), 0o444);
+        assert_eq!(mode("open"), 0o777);
+        assert_eq!(mode("sticky"), 0o1755);
+        assert_eq!(mode("sg"), 0o2775);
+        assert_eq!(mode("p"), 0o750);
+        assert_eq!(std::fs::read(p.join("p/c")).expect("p/c"), b"in the second p");
+        assert!(!p.join("p/a").exists(), "the first p went with its contents");
+        assert!(std::fs::symlink_metadata(p.join("s")).expect("s").is_file());
+        assert_eq!(std::fs::read(p.join("s")).expect("s"), b"a file replaces the symlink");
+    }
+}
+
+priv_test! {
+    fn files_in_a_setgid_directory_get_the_archives_group() {
+        // a layer whose directory is setgid to group 50: a root:root file in it must still end
+        // up root:root, not inherit group 50
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tar = TarBuilder::new()
+            .dir_owned("staff", 0o2775, 0, 50)
+            .file_owned("staff/mine", 0o644, b"root's", 0, 0)
+            .file_owned("staff/theirs", 0o644, b"staff's", 0, 50)
+            .finish();
+        unpack_layer(&tar[..], dir.path()).expect("unpacks");
+        let p = dir.path();
+        let staff = std::fs::metadata(p.join("staff")).expect("staff");
+        assert_eq!((staff.gid(), staff.mode() & 0o7777), (50, 0o2775));
+        let mine = std::fs::metadata(p.join("staff/mine")).expect("mine");
+        assert_eq!((mine.uid(), mine.gid(), mine.mode() & 0o7777), (0, 0, 0o644));
+        let theirs = std::fs::metadata(p.join("staff/theirs")).expect("theirs");
+        assert_eq!((theirs.uid(), theirs.gid()), (0, 50));
+    }
+}
+
 fn assert_refused(tar: Vec<u8>, what: &str) {
     let base = tempfile::tempdir().expect("tempdir");
     let snap = base.path().join("snap");

@@ -193,8 +193,15 @@ impl TarBuilder {
     }
 
     /// A directory.
-    pub fn dir(mut self, path: &str, mode: u32) -> Self {
+    pub fn dir(self, path: &str, mode: u32) -> Self {
+        self.dir_owned(path, mode, 0, 0)
+    }
+
+    /// A directory with an owner.
+    pub fn dir_owned(mut self, path: &str, mode: u32, uid: u64, gid: u64) -> Self {
         let mut h = Self::header(tar::EntryType::Directory, mode, 0);
+        h.set_uid(uid);
+        h.set_gid(gid);
         self.b
             .append_data(&mut h, path, std::io::empty())
             .expect("tar in memory");

@@ -24,6 +24,22 @@ pub use gc::GcReport;
 use crate::digest::{Digest, DigestHasher};
 use crate::error::ImageError;
 
+/// How often [`Store::background_flush`] starts a writeback.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Stops the background writeback of [`Store::background_flush`] when dropped.
+pub struct Flusher {
+    stop: std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+    }
+}
+
 /// The content store. Cheap to share behind an `Arc`.
 pub struct Store {
     root: PathBuf,
@@ -218,6 +234,39 @@ impl Store {
     pub fn sync(&self) -> Result<(), ImageError> {
         let f = File::open(&self.root).map_err(ImageError::io("opening", &self.root))?;
         rustix::fs::syncfs(&f).map_err(|e| ImageError::io("syncing", &self.root)(e.into()))
+    }
+
+    /// Starts writing the store's dirty data back while layers are still being unpacked: a
+    /// thread calls syncfs every [`FLUSH_INTERVAL`] until the guard is dropped. The disk then
+    /// works while the CPU decompresses, and the final [`Store::sync`] finds little left to
+    /// wait for (it took about a third of a cold pull of a 250 MB image on its own). Nothing
+    /// waits on this thread; a failure to start it only loses the overlap.
+    pub fn background_flush(&self) -> Flusher {
+        let stop = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let f = match File::open(&self.root) {
+            Ok(f) => f,
+            Err(_) => return Flusher { stop },
+        };
+        let theirs = stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("berth-flush".into())
+            .spawn(move || {
+                let (lock, cvar) = &*theirs;
+                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while !*stopped {
+                    drop(stopped);
+                    let _ = rustix::fs::syncfs(&f);
+                    stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    if *stopped {
+                        break;
+                    }
+                    stopped = cvar
+                        .wait_timeout(stopped, FLUSH_INTERVAL)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            });
+        Flusher { stop }
     }
 
     /// Mount description for an image's layer chain (no mounting happens here).
