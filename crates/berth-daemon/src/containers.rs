@@ -752,12 +752,14 @@ pub(crate) async fn relay<C>(
     }
 }
 
-/// `POST /containers/{id}/resize` (accepted; the shim resizes on attach frames).
+/// `POST /containers/{id}/resize?h=&w=`: the container's terminal size.
 pub(crate) async fn resize(
     State(engine): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<crate::exec::ResizeQuery>,
 ) -> Result<StatusCode, ApiError> {
-    engine.container(&id)?;
+    let (h, w) = q.size()?;
+    engine.resize_container(&id, h, w).await?;
     Ok(StatusCode::OK)
 }
 

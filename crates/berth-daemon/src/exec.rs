@@ -116,17 +116,25 @@ pub(crate) struct ResizeQuery {
     w: Option<u16>,
 }
 
+impl ResizeQuery {
+    /// (rows, cols), both required.
+    pub(crate) fn size(&self) -> Result<(u16, u16), ApiError> {
+        match (self.h, self.w) {
+            (Some(h), Some(w)) => Ok((h, w)),
+            _ => Err(ApiError::bad_request(
+                "resize needs h and w: the height and width in characters",
+            )),
+        }
+    }
+}
+
 /// `POST /exec/{id}/resize?h=&w=`
 pub(crate) async fn resize(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<ResizeQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let (Some(h), Some(w)) = (q.h, q.w) else {
-        return Err(ApiError::bad_request(
-            "resize needs h and w: the height and width in characters",
-        ));
-    };
+    let (h, w) = q.size()?;
     engine.resize_exec(&id, h, w).await?;
     Ok(StatusCode::OK)
 }

@@ -466,16 +466,9 @@ impl Engine {
             )));
         }
         let dir = self.exec_dir(&r.container_id, &r.id);
-        let mut s = connect_attach(&dir, false)
+        super::resize_terminal(&dir, rows, cols)
             .await
-            .map_err(|e| EngineError::Internal(format!("resizing exec {}: {e}", r.id)))?;
-        let mut size = rows.to_be_bytes().to_vec();
-        size.extend_from_slice(&cols.to_be_bytes());
-        s.write_all(&shim::frame(3, &size))
-            .await
-            .map_err(|e| EngineError::Internal(format!("resizing exec {}: {e}", r.id)))?;
-        let _ = s.shutdown().await;
-        Ok(())
+            .map_err(|e| EngineError::Internal(format!("resizing exec {}: {e}", r.id)))
     }
 }
 

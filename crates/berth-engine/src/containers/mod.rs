@@ -1051,6 +1051,15 @@ async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::
     Ok(s)
 }
 
+/// Sets the size of the terminal of the shim in `dir` (a container's or an exec's).
+pub(super) async fn resize_terminal(dir: &Path, rows: u16, cols: u16) -> std::io::Result<()> {
+    let mut s = connect_attach(dir, false).await?;
+    let mut size = rows.to_be_bytes().to_vec();
+    size.extend_from_slice(&cols.to_be_bytes());
+    s.write_all(&shim::frame(3, &size)).await?;
+    s.shutdown().await
+}
+
 /// Waits (up to 2 s, then SIGKILL) for a shim process to end.
 async fn wait_for_shim(shim_pid: i32) {
     for _ in 0..200 {
@@ -1238,6 +1247,29 @@ impl Engine {
             .and_then(|m| m.with_parent(&self.config().cgroup_parent))
             .and_then(|m| m.open(id))
             .map_err(|e| EngineError::Internal(format!("cgroup of {id}: {e}")))
+    }
+
+    /// `POST /containers/{id}/resize`: the size of the container's terminal. A container
+    /// without a terminal has nothing to resize (accepted, as Docker does).
+    pub async fn resize_container(
+        &self,
+        key: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), EngineError> {
+        let c = self.containers.find(key)?;
+        if !matches!(c.state, State::Running | State::Paused) {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        if !c.config.config.tty {
+            return Ok(());
+        }
+        resize_terminal(&self.container_dir(&c.id), rows, cols)
+            .await
+            .map_err(|e| EngineError::Internal(format!("resizing {}: {e}", c.id)))
     }
 
     /// `docker pause`: freezes every process of the container.

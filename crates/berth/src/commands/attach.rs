@@ -185,27 +185,17 @@ pub async fn run(args: AttachArgs, g: &GlobalArgs) -> Result<u8> {
         Err(e) => return Err(e.into()),
     };
     let (reader, writer) = tokio::io::split(io);
-    let raw = if tty && stdin {
-        crate::commands::tty::RawMode::enable()
-    } else {
-        None
-    };
-    if tty {
-        if let Some((rows, cols)) = crate::commands::tty::size() {
-            let _ = client
-                .call(
-                    Method::POST,
-                    &format!("/containers/{id}/resize?h={rows}&w={cols}"),
-                    None,
-                )
-                .await;
-        }
-    }
+    let terminal = crate::commands::tty::Session::enter(
+        &client,
+        format!("/containers/{id}/resize"),
+        tty,
+        stdin,
+    );
     let proxy = (args.sig_proxy && !tty).then(|| proxy_signals(client.clone(), id.clone()));
     let watched = args.detach_keys.clone().unwrap_or_default();
     let input = stdin.then(|| forward_stdin(writer, (tty).then_some(watched.as_str())));
     crate::commands::containers::pump_output(reader, tty).await;
-    drop(raw);
+    drop(terminal);
     if let Some(p) = proxy {
         p.abort();
     }

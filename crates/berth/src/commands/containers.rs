@@ -608,27 +608,17 @@ pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
         None
     };
     let (reader, writer) = tokio::io::split(io);
-    let raw = if tty && interactive {
-        crate::commands::tty::RawMode::enable()
-    } else {
-        None
-    };
-    if tty {
-        if let Some((rows, cols)) = crate::commands::tty::size() {
-            let _ = client
-                .call(
-                    Method::POST,
-                    &format!("/containers/{id}/resize?h={rows}&w={cols}"),
-                    None,
-                )
-                .await;
-        }
-    }
+    let terminal = crate::commands::tty::Session::enter(
+        &client,
+        format!("/containers/{id}/resize"),
+        tty,
+        interactive,
+    );
     let watched = args.detach_keys.clone().unwrap_or_default();
     let stdin_task = interactive
         .then(|| crate::commands::attach::forward_stdin(writer, tty.then_some(watched.as_str())));
     pump_output(reader, tty).await;
-    drop(raw);
+    drop(terminal);
     if let Some(p) = proxy {
         p.abort();
     }
@@ -773,16 +763,17 @@ pub async fn start(args: StartArgs, g: &GlobalArgs) -> Result<u8> {
         )
         .await?;
     let (reader, writer) = tokio::io::split(io);
-    let raw = if tty && stdin {
-        crate::commands::tty::RawMode::enable()
-    } else {
-        None
-    };
+    let terminal = crate::commands::tty::Session::enter(
+        &client,
+        format!("/containers/{}/resize", encode(name)),
+        tty,
+        stdin,
+    );
     let watched = args.detach_keys.clone().unwrap_or_default();
     let input = stdin
         .then(|| crate::commands::attach::forward_stdin(writer, tty.then_some(watched.as_str())));
     pump_output(reader, tty).await;
-    drop(raw);
+    drop(terminal);
     if let Some((task, detached)) = input {
         task.abort();
         if detached.load(std::sync::atomic::Ordering::SeqCst) {
@@ -1241,6 +1232,18 @@ pub enum ContainerCommand {
     Prune(PruneArgs),
     /// Execute a command in a running container
     Exec(crate::commands::exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(crate::commands::stats::StatsArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArg),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArg),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
 }
 
 /// Arguments of `container prune`.
@@ -1265,6 +1268,12 @@ pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
         ContainerCommand::Logs(a) => logs(a, g).await,
         ContainerCommand::Exec(a) => crate::commands::exec::exec(a, g).await,
         ContainerCommand::Ls(a) => ps(a, g).await,
+        ContainerCommand::Attach(a) => crate::commands::attach::run(a, g).await,
+        ContainerCommand::Stats(a) => crate::commands::stats::run(a, g).await,
+        ContainerCommand::Pause(a) => pause(a, g).await,
+        ContainerCommand::Unpause(a) => unpause(a, g).await,
+        ContainerCommand::Rename(a) => rename(a, g).await,
+        ContainerCommand::Top(a) => top(a, g).await,
         ContainerCommand::Inspect(mut a) => {
             a.kind = Some("container".into());
             inspect(a, g).await

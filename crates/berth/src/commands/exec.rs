@@ -4,7 +4,6 @@ use anyhow::Result;
 use berth_api::exec::{ExecConfig, ExecInspect, ExecStartConfig, IdResponse};
 use berth_api::ApiClientError;
 use hyper::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::commands::containers::{encode, pump_output, read_env_file};
 use crate::context::GlobalArgs;
@@ -160,68 +159,24 @@ pub async fn exec(args: ExecArgs, g: &GlobalArgs) -> Result<u8> {
         Ok(io) => io,
         Err(e) => return daemon_error(e),
     };
-    let raw = if args.tty && args.interactive {
-        crate::commands::tty::RawMode::enable()
-    } else {
-        None
-    };
-    // the terminal's size now and whenever it changes
-    let resizer = if args.tty && size.is_some() {
-        let client = client.clone();
-        let id = id.clone();
-        Some(tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut winch = signal(SignalKind::window_change()).ok();
-            loop {
-                if let Some((rows, cols)) = crate::commands::tty::size() {
-                    let _ = client
-                        .call(
-                            Method::POST,
-                            &format!("/exec/{id}/resize?h={rows}&w={cols}"),
-                            None,
-                        )
-                        .await;
-                }
-                match winch.as_mut() {
-                    Some(w) => {
-                        if w.recv().await.is_none() {
-                            return;
-                        }
-                    }
-                    None => return,
-                }
-            }
-        }))
-    } else {
-        None
-    };
-    let (reader, mut writer) = tokio::io::split(io);
-    let stdin_task = if args.interactive {
-        Some(tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; 4096];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if writer.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = writer.shutdown().await;
-        }))
-    } else {
-        None
-    };
+    let terminal = crate::commands::tty::Session::enter(
+        &client,
+        format!("/exec/{id}/resize"),
+        args.tty,
+        args.interactive,
+    );
+    let (reader, writer) = tokio::io::split(io);
+    let watched = args.detach_keys.clone().unwrap_or_default();
+    let input = args.interactive.then(|| {
+        crate::commands::attach::forward_stdin(writer, args.tty.then_some(watched.as_str()))
+    });
     pump_output(reader, args.tty).await;
-    drop(raw);
-    if let Some(t) = stdin_task {
-        t.abort();
-    }
-    if let Some(t) = resizer {
-        t.abort();
+    drop(terminal);
+    if let Some((task, detached)) = input {
+        task.abort();
+        if detached.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
     }
     // the exit code, as the docker CLI learns it: inspect the exec once the stream ended
     for _ in 0..50 {

@@ -14,6 +14,8 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Get real time events from the server
+    Events(crate::commands::events::EventsArgs),
 }
 
 /// Arguments of `version`.
@@ -48,6 +50,7 @@ pub async fn dispatch(c: SystemCommand, g: &GlobalArgs) -> Result<u8> {
     match c {
         SystemCommand::Df(a) => df(a, g).await,
         SystemCommand::Info(a) => info(a, g).await,
+        SystemCommand::Events(a) => crate::commands::events::run(a, g).await,
     }
 }
 

@@ -123,6 +123,23 @@ priv_test! {
         let out = child.wait_with_output().expect("wait");
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\nend\n");
+        // -i with a stdin that stays open (a terminal nobody types on): the CLI returns when
+        // the process ends, without waiting for input
+        let mut child = b.command(&["exec", "-i", "c", "sh", "-c", "exit 6"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn");
+        let keep_open = child.stdin.take();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break Some(st);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(keep_open);
+        assert_eq!(status.and_then(|s| s.code()), Some(6), "exec -i returned with the process's code while its stdin stayed open");
         // without -i the process gets no stdin
         let s = b.ok(&["exec", "c", "sh", "-c", "cat; echo done"]);
         assert_eq!(s, "done\n");

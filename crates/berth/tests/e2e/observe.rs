@@ -365,3 +365,58 @@ priv_test! {
         b.ok(&["rm", "st"]);
     }
 }
+
+priv_test! {
+    fn container_and_system_subcommands_match_the_top_level_ones() {
+        // docker's `container attach|stats|pause|unpause|rename|top` and `system events`
+        let f = fixture();
+        let b = &f.b;
+        let since = format!("{:.3}", unix_now() - 0.5);
+        b.ok(&["container", "run", "-d", "--name", "sub", &f.img, "sh", "-c", "sleep 2; echo done-here; exit 4"]);
+        wait_running(b, "sub");
+        assert!(b.ok(&["container", "top", "sub"]).contains("sleep 2"), "top lists the process");
+        b.ok(&["container", "pause", "sub"]);
+        assert_eq!(inspect(b, "sub")["State"]["Status"], "paused");
+        b.ok(&["container", "unpause", "sub"]);
+        assert_eq!(inspect(b, "sub")["State"]["Status"], "running");
+        b.ok(&["container", "rename", "sub", "sub2"]);
+        assert!(b.ok(&["container", "stats", "--no-stream", "--format", "{{.Name}}", "sub2"]).contains("sub2"));
+        let out = b.run(&["container", "attach", "--no-stdin", "sub2"]);
+        assert_eq!(out.status.code(), Some(4), "the container's exit code");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done-here\n");
+        let until = format!("{:.3}", unix_now());
+        let events = b.ok(&["system", "events", "--since", &since, "--until", &until, "--filter", "event=pause", "--filter", "event=unpause", "--filter", "event=rename"]);
+        let actions: Vec<&str> = events.lines().map(|l| l.split(' ').nth(2).unwrap_or("")).collect();
+        assert_eq!(actions, ["pause", "unpause", "rename"], "{events}");
+    }
+}
+
+priv_test! {
+    fn the_container_terminal_takes_the_local_size() {
+        // run -it, exec -it and start -ai size the container's terminal like the local one
+        let f = fixture();
+        let b = &f.b;
+        b.ok(&["run", "-d", "--name", "sz", &f.img, "sleep", "100"]);
+        wait_running(b, "sz");
+        let bin = format!("{} --root {}", Berth::bin().display(), b.root.path().display());
+        for (what, cmd) in [
+            ("run -it", format!("{bin} run -it --rm {} sh -c 'sleep 0.5; stty size'", f.img)),
+            ("exec -it", format!("{bin} exec -it sz sh -c 'sleep 0.5; stty size'")),
+        ] {
+            let line = format!("stty rows 33 cols 101; {cmd}");
+            let child = std::process::Command::new("script")
+                .args(["-qfec", &line, "/dev/null"])
+                .env("BERTH_CONFIG", b.config_dir.path())
+                .env_remove("BERTH_HOST")
+                .env_remove("BERTH_ROOT")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("script runs");
+            let (c, screen) = finish(child, Duration::from_secs(20));
+            assert_eq!(c, Some(0), "{what}: {screen}");
+            assert!(screen.contains("33 101"), "{what}: the container's terminal is 33x101: {screen:?}");
+        }
+    }
+}
