@@ -263,9 +263,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
         } else {
             Some(user.additional.clone())
         });
+        // Inheritable and ambient stay empty as in Docker since CVE-2022-24769 (the builder's
+        // default would put AUDIT_WRITE, KILL and NET_BIND_SERVICE in both, which hands them
+        // to non-root users through the ambient set)
         let mut c = LinuxCapabilitiesBuilder::default()
             .bounding(capset.clone())
             .permitted(capset.clone())
+            .inheritable(oci_spec::runtime::Capabilities::new())
+            .ambient(oci_spec::runtime::Capabilities::new())
             .build()
             .expect("capability sets");
         // Docker gives root the effective set; other users start with none effective

@@ -108,10 +108,19 @@ priv_test! {
     fn flags_take_effect_inside_the_container() {
         let f = fixture();
         let b = &f.b;
-        let status = b.ok(&["run", "--rm", &f.img, "grep", "-E", "^(CapEff|CapBnd|Seccomp|NoNewPrivs):", "/proc/self/status"]);
-        assert!(status.contains("CapEff:\t00000000a80425fb"), "Docker's default caps: {status}");
+        let status = b.ok(&["run", "--rm", &f.img, "grep", "-E", "^(Cap...|Seccomp|NoNewPrivs):", "/proc/self/status"]);
+        for set in ["CapPrm", "CapEff", "CapBnd"] {
+            assert!(status.contains(&format!("{set}:\t00000000a80425fb")), "Docker's default caps in {set}: {status}");
+        }
+        assert!(status.contains("CapInh:\t0000000000000000") && status.contains("CapAmb:\t0000000000000000"), "no inheritable or ambient caps: {status}");
         assert!(status.contains("Seccomp:\t2"), "{status}");
         assert!(status.contains("NoNewPrivs:\t0"), "{status}");
+        // a non-root user keeps only the bounding set, as with Docker
+        let status = b.ok(&["run", "--rm", "-u", "1000", &f.img, "grep", "-E", "^Cap...:", "/proc/self/status"]);
+        for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            assert!(status.contains(&format!("{set}:\t0000000000000000")), "non-root has no {set}: {status}");
+        }
+        assert!(status.contains("CapBnd:\t00000000a80425fb"), "{status}");
         let s = b.ok(&["run", "--rm", "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--security-opt", "no-new-privileges", &f.img, "grep", "-E", "^(CapEff|NoNewPrivs):", "/proc/self/status"]);
         assert!(s.contains("CapEff:\t00000000a80435fa"), "NET_ADMIN added, CHOWN dropped: {s}");
         assert!(s.contains("NoNewPrivs:\t1"), "{s}");

@@ -215,10 +215,14 @@ fn external_runtime(rt: &str) {
     assert_eq!((c, out.as_str()), (3, "hi\n"), "{err}");
     assert!(err.contains("oops"), "{err}");
     // the spec's user, seccomp profile and /etc files apply under that runtime too
-    let s = b.ok(&["run", "--rm", "--runtime", rt, "-u", "user", &f.img, "sh", "-c", "id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /etc/hostname >/dev/null && echo ok"]);
+    let s = b.ok(&["run", "--rm", "--runtime", rt, "-u", "user", &f.img, "sh", "-c", "id -u; grep -E '^(CapEff|CapAmb|Seccomp):' /proc/self/status; cat /etc/hostname >/dev/null && echo ok"]);
     assert!(
         s.starts_with("1000\n") && s.contains("Seccomp:\t2") && s.ends_with("ok\n"),
         "{s}"
+    );
+    assert!(
+        s.contains("CapEff:\t0000000000000000") && s.contains("CapAmb:\t0000000000000000"),
+        "a non-root user has no capabilities under {rt} either: {s}"
     );
     let (c, _, err) = code(
         b,
