@@ -392,7 +392,20 @@ pub(crate) async fn inspect(
     }
     let (log_path, _) = engine.log_files(&c);
     let running = c.state == CState::Running || c.state == CState::Paused;
-    Ok(Json(serde_json::json!({
+    // `--rootfs DIR` runs the directory in place: no overlay, nothing of the image store
+    let rootfs = &c.config.host_config.rootfs;
+    let (driver, graph) = if rootfs.is_empty() {
+        (
+            "overlay2",
+            serde_json::json!({"Name": "overlay2", "Data": {"UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}}),
+        )
+    } else {
+        (
+            "rootfs",
+            serde_json::json!({"Name": "rootfs", "Data": {"RootDir": rootfs}}),
+        )
+    };
+    let mut out = serde_json::json!({
         "Id": c.id,
         "Created": c.created_at,
         "Path": args.first().cloned().unwrap_or_default(),
@@ -417,18 +430,23 @@ pub(crate) async fn inspect(
         "LogPath": log_path,
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
-        "Driver": "overlay2",
+        "Driver": driver,
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": Some(engine.exec_ids(&c.id)).filter(|ids| !ids.is_empty()),
         "HostConfig": c.config.host_config,
-        "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
+        "GraphDriver": graph,
         "Mounts": [],
         "Config": config,
         "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": "", "IPAddress": ""},
-    })))
+    });
+    if !rootfs.is_empty() {
+        // podman's field for the same option
+        out["Rootfs"] = serde_json::json!(rootfs);
+    }
+    Ok(Json(out))
 }
 
 #[derive(Deserialize, Default)]

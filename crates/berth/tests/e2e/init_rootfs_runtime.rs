@@ -149,6 +149,8 @@ priv_test! {
         assert_eq!(ps.trim(), t, "{ps}");
         let img = b.ok(&["inspect", "--format", "{{.Config.Image}} {{.HostConfig.BerthRootfs}}", &id]);
         assert_eq!(img.trim(), format!("{t} {t}"));
+        let driver = b.ok(&["inspect", "--format", "{{.Driver}} {{.GraphDriver.Name}} {{.GraphDriver.Data.RootDir}} {{.Rootfs}}", &id]);
+        assert_eq!(driver.trim(), format!("rootfs rootfs {t} {t}"), "no overlay dirs are claimed for a tree run in place");
         b.ok(&["start", "-a", &id]);
         b.ok(&["rm", &id]);
         // nothing mounted on the host, the tree still there
