@@ -26,20 +26,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The error and its sources, joined as `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use berth_runtime::error_chain as chain;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {

@@ -17,6 +17,7 @@ fn engine() -> (tempfile::TempDir, Arc<Engine>) {
         pull: Default::default(),
         shim_exe: None,
         cgroup_parent: "berth-test".into(),
+        cgroup_favordynmods: false,
     })
     .expect("engine");
     (dir, Arc::new(engine))

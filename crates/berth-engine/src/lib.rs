@@ -76,6 +76,9 @@ pub struct EngineConfig {
     pub shim_exe: Option<PathBuf>,
     /// Parent cgroup of containers (`berth`).
     pub cgroup_parent: String,
+    /// Turn on the kernel's `favordynmods` cgroup option at start (host-wide; see
+    /// [`berth_runtime::cgroup::favor_dynamic_modifications`]).
+    pub cgroup_favordynmods: bool,
 }
 
 /// The engine: owns the store and the puller.
@@ -100,6 +103,20 @@ impl Engine {
         std::fs::create_dir_all(&containers_dir).map_err(|e| {
             EngineError::Internal(format!("creating {}: {e}", containers_dir.display()))
         })?;
+        if config.cgroup_favordynmods {
+            match berth_runtime::cgroup::favor_dynamic_modifications() {
+                Ok(Some(mount)) => {
+                    tracing::info!(mount = %mount.display(), "cgroup option favordynmods turned on (host-wide)")
+                }
+                Ok(None) => tracing::info!("cgroup option favordynmods already on"),
+                Err(e) => {
+                    return Err(EngineError::Internal(format!(
+                        "--cgroup-favordynmods: {}; start the daemon without it",
+                        berth_runtime::error_chain(&e)
+                    )))
+                }
+            }
+        }
         let containers = containers::ContainerStore::open(&config.root.join("engine.db"))?;
         // directories of removed containers that a crash left half-deleted
         let _ = std::fs::remove_dir_all(config.root.join("trash"));

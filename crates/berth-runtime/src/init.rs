@@ -64,17 +64,6 @@ fn fail<E: std::fmt::Display>(stage: &str) -> impl FnOnce(E) -> InitFailure + '_
     move |e| InitFailure::new(125, format!("{stage}: {e}"))
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 pub(crate) struct ChildPlan<'a> {
     pub spec: &'a Spec,
     pub rootfs: PathBuf,
@@ -285,8 +274,8 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         if let Some(e) = sync_error {
             return Err(e);
         }
-        setup.map_err(|e| InitFailure::new(125, chain(&e)))?;
-        rootfs::finish(spec).map_err(|e| InitFailure::new(125, chain(&e)))?;
+        setup.map_err(|e| InitFailure::new(125, crate::error_chain(&e)))?;
+        rootfs::finish(spec).map_err(|e| InitFailure::new(125, crate::error_chain(&e)))?;
     } else {
         return Err(InitFailure::new(125, "a mount namespace is required (berth does not run containers in the host's mount namespace)"));
     }

@@ -15,4 +15,20 @@ mod sys;
 pub mod user;
 
 pub use container::{create, CreateOptions, Created, RuntimeError};
+
+/// An error and its sources, joined as `a: b: c` (a source already quoted by its parent's
+/// message is not repeated).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
 pub use init::ProcessIo;

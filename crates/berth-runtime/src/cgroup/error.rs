@@ -29,6 +29,17 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    /// A cgroup hierarchy could not be remounted with a new option.
+    #[error("remounting {path} with {options:?} (favordynmods needs Linux 6.0 or later)")]
+    Remount {
+        /// The cgroup mount.
+        path: PathBuf,
+        /// The options asked for.
+        options: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
     /// A cgroup directory could not be created.
     #[error("creating cgroup directory {path}")]
     CreateDir {

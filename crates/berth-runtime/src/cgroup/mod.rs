@@ -587,9 +587,145 @@ pub fn warm_migration_lock(root: &Path) {
     }
 }
 
+/// The remount that turns on the kernel's `favordynmods` cgroup option: see
+/// [`favor_dynamic_modifications`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynmodsRemount {
+    /// The cgroup mount to remount.
+    pub target: PathBuf,
+    /// Its per-mount flags, kept as they are.
+    pub flags: rustix::mount::MountFlags,
+    /// Its file-system options with `favordynmods` added.
+    pub data: String,
+}
+
+/// Plans the remount for [`favor_dynamic_modifications`] from `/proc/self/mountinfo`'s text:
+/// `None` when a cgroup hierarchy already has the option (it is global) or there is no cgroup
+/// mount. The cgroup2 mount is preferred (the option exists there since Linux 6.0), else the
+/// first v1 hierarchy; its mount flags and options are kept, so the remount changes nothing
+/// else.
+pub fn favordynmods_plan(mountinfo: &str) -> Option<DynmodsRemount> {
+    use rustix::mount::MountFlags;
+    let mut v2 = None;
+    let mut v1 = None;
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 6 || r.len() < 3 {
+            continue;
+        }
+        let (fstype, super_opts) = (r[0], r[2]);
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        if super_opts.split(',').any(|o| o == "favordynmods") {
+            return None;
+        }
+        // mountinfo escapes spaces and the like as octal: cgroup mount points have none
+        let target = PathBuf::from(l[4]);
+        let mut flags = MountFlags::empty();
+        for o in l[5].split(',') {
+            flags |= match o {
+                "ro" => MountFlags::RDONLY,
+                "nosuid" => MountFlags::NOSUID,
+                "nodev" => MountFlags::NODEV,
+                "noexec" => MountFlags::NOEXEC,
+                "noatime" => MountFlags::NOATIME,
+                "nodiratime" => MountFlags::NODIRATIME,
+                "relatime" => MountFlags::RELATIME,
+                "strictatime" => MountFlags::STRICTATIME,
+                _ => MountFlags::empty(),
+            };
+        }
+        let mut data: Vec<&str> = super_opts
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro" && !o.is_empty())
+            .collect();
+        data.push("favordynmods");
+        let plan = DynmodsRemount {
+            target,
+            flags,
+            data: data.join(","),
+        };
+        if fstype == "cgroup2" {
+            v2.get_or_insert(plan);
+        } else {
+            v1.get_or_insert(plan);
+        }
+    }
+    v2.or(v1)
+}
+
+/// Turns on the kernel's `favordynmods` cgroup option (host-wide, until the next boot or
+/// remount), if no hierarchy has it yet. Returns the mount it changed.
+///
+/// Moving a process into a cgroup takes `cgroup_threadgroup_rwsem` for writing; without this
+/// option every writer that comes after a quiet spell waits for an RCU grace period (5–15 ms on
+/// this kind of VM, more under load), which is most of a container start on cgroup v1. With it
+/// the lock stays in its slow-reader mode: migrations are immediate, while fork and exit pay a
+/// little more everywhere on the host. systemd turns it on for cgroup2 on recent versions;
+/// berth only does when the daemon is started with `--cgroup-favordynmods`.
+pub fn favor_dynamic_modifications() -> Result<Option<PathBuf>, CgroupError> {
+    let path = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let Some(plan) = favordynmods_plan(&text) else {
+        return Ok(None);
+    };
+    rustix::mount::mount_remount(&plan.target, plan.flags, plan.data.as_str()).map_err(|e| {
+        CgroupError::Remount {
+            path: plan.target.clone(),
+            options: plan.data.clone(),
+            source: e.into(),
+        }
+    })?;
+    Ok(Some(plan.target))
+}
+
 #[cfg(test)]
 mod warm_tests {
     use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,nosuid,relatime shared:9 - cgroup cgroup rw,cpu
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
+";
+
+    #[test]
+    fn favordynmods_remounts_the_cgroup2_mount_keeping_its_options() {
+        use rustix::mount::MountFlags;
+        let plan = favordynmods_plan(HYBRID).expect("a plan");
+        assert_eq!(plan.target, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            plan.flags,
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::RELATIME
+        );
+        assert_eq!(plan.data, "nsdelegate,favordynmods");
+        // pure v1: the first hierarchy, its controllers kept
+        let v1: String = HYBRID
+            .lines()
+            .filter(|l| !l.contains("cgroup2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let plan = favordynmods_plan(&v1).expect("a plan");
+        assert_eq!(plan.target, PathBuf::from("/sys/fs/cgroup/cpu"));
+        assert_eq!(plan.flags, MountFlags::NOSUID | MountFlags::RELATIME);
+        assert_eq!(plan.data, "cpu,favordynmods");
+        // already on anywhere (the lock is global): nothing to do; no cgroup mount: nothing
+        let on = HYBRID.replace("rw,name=systemd", "rw,favordynmods,name=systemd");
+        assert_eq!(favordynmods_plan(&on), None);
+        assert_eq!(
+            favordynmods_plan("31 23 0:28 / /tmp rw - tmpfs tmpfs rw\n"),
+            None
+        );
+    }
 
     #[test]
     fn own_procs_file_picks_pids_on_v1_and_the_cgroup_on_v2() {

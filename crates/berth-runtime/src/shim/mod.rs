@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use self::log::{JsonLog, LogConfig};
+use crate::error_chain;
 use crate::init::ProcessIo;
 
 /// What the daemon tells a shim.
@@ -684,17 +685,6 @@ fn exit_of(status: rustix::process::WaitStatus) -> (i32, Option<i32>) {
         let sig = status.terminating_signal().unwrap_or(9);
         (128 + sig, Some(sig))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// A pidfd for `pid` (readable once it exits), for the daemon's watchers.

@@ -32,6 +32,11 @@ pub struct Args {
     /// Parent cgroup of every container
     #[arg(long, default_value = "berth")]
     cgroup_parent: String,
+    /// Turn on the kernel's favordynmods cgroup option (host-wide, until reboot): moving a
+    /// container into its cgroup then no longer waits for an RCU grace period (5-15 ms of
+    /// every start on cgroup v1), at a small cost to fork and exit everywhere on the host
+    #[arg(long)]
+    cgroup_favordynmods: bool,
 }
 
 /// Parses `10MB`, `1.5GiB`, `123` into bytes.
@@ -85,6 +90,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> Result<u8> {
             },
             shim_exe: None,
             cgroup_parent: args.cgroup_parent.clone(),
+            cgroup_favordynmods: args.cgroup_favordynmods,
         },
         socket: g.socket()?,
     };
