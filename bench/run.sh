@@ -28,6 +28,9 @@
 #           cache dropped before every reading), unreclaimable slab, PSS of the per-container
 #           supervisor processes (berth shim, containerd-shim-runc-v2, conmon) and of the
 #           container processes, their memory cgroups, and the daemons' RSS growth.
+#        E  the start cases again with the kernel's favordynmods cgroup option on (berth's
+#           `daemon --cgroup-favordynmods`; global, so every engine gets it; turned off again
+#           afterwards if the host did not have it; FAVORDYNMODS=0 skips this section).
 #   5. Writes raw JSON to bench/results/run-<stamp>/ and replaces the "## Run" section of
 #      bench/RESULTS.md (other sections are kept).
 #
@@ -47,7 +50,7 @@
 #          target dir is $CARGO_TARGET_DIR or the workspace's)
 #        RUNS=30 (per start/stop case, >= 30)  WARMUP=3  ROUNDS=3
 #        CHURN_N=100  CHURN_RUNS=5 (berth)  CHURN_RUNS_SLOW=3 (docker, podman)
-#        MEM_N=50  MEM_REPS=2  DROP_CACHES=1
+#        MEM_N=50  MEM_REPS=2  DROP_CACHES=1  FAVORDYNMODS=1
 #        QUIET_WAIT=60 / QUIET_WAIT_ROUND=30: (about) seconds to wait at most for other people's
 #          compilers to finish and the CPUs to be < QUIET_CPU=25 % busy before a memory
 #          reading / a round of timings
@@ -610,6 +613,65 @@ for r in $(seq 1 "$MEM_REPS"); do
         mem_run "$e" "$r"
     done
 done
+
+# ------------------------------------------------------------------ E. with favordynmods
+# The same start cases with the kernel's favordynmods cgroup option on (berth's daemon turns it
+# on with --cgroup-favordynmods). The option is global, so every engine in this section gets it;
+# if the host did not have it, it is turned off again afterwards (and on any exit).
+fdm_on() { awk '{for(i=1;i<=NF;i++) if($i=="-"){ if(($(i+1)=="cgroup"||$(i+1)=="cgroup2") && $(i+3) ~ /(^|,)favordynmods(,|$)/) f=1 }} END{exit !f}' /proc/self/mountinfo; }
+fdm_off() { # remount the hierarchy that has favordynmods with its other options unchanged
+    python3 - <<'PY'
+import ctypes, os
+FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024,
+         "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
+libc = ctypes.CDLL(None, use_errno=True)
+for line in open("/proc/self/mountinfo"):
+    left, right = line.rstrip("\n").split(" - ", 1)
+    l, r = left.split(" "), right.split(" ")
+    if r[0] not in ("cgroup", "cgroup2") or "favordynmods" not in r[2].split(","):
+        continue
+    flags = 32 | sum(FLAGS.get(o, 0) for o in l[5].split(","))  # MS_REMOUNT
+    data = ",".join(o for o in r[2].split(",") if o not in ("rw", "ro", "favordynmods"))
+    if libc.mount(None, l[4].encode(), None, flags, data.encode()) != 0:
+        raise SystemExit("remounting %s: %s" % (l[4], os.strerror(ctypes.get_errno())))
+PY
+}
+FDM="${FAVORDYNMODS:-1}"
+FDM_RAN=0; FDM_NOTE=""
+if [ "$FDM" = 1 ] && have berth; then
+    if fdm_on; then
+        FDM_NOTE="the host had favordynmods on before the script (so the sections above ran with it too)"
+    else
+        kill_wait "$BERTH_DPID" 10
+        "$BERTH" --root "$BROOT" daemon --cgroup-favordynmods >"$T/berth-daemon-fdm.log" 2>&1 &
+        BERTH_DPID=$!; PIDS+=("$BERTH_DPID")
+        for _ in $(seq 1 200); do "${B[@]}" version >/dev/null 2>&1 && break; sleep 0.05; done
+        "${B[@]}" version >/dev/null 2>&1 || { cat "$T/berth-daemon-fdm.log" >&2; die "berth daemon --cgroup-favordynmods did not start"; }
+        CLEANUP+=("fdm_on && fdm_off")
+        FDM_NOTE="turned on by \`berth daemon --cgroup-favordynmods\` for this section only and off again after it"
+    fi
+    if fdm_on; then
+        FDM_RAN=1
+        clear_cases
+        add_case berth       "$QB run --rm $IMG true"                     host "" "$RUNS" "$WARMUP"
+        add_case berth-none  "$QB run --rm --network none $IMG true"      host "" "$RUNS" "$WARMUP"
+        add_case berth-run-d "$QB run -d --name rb-det $IMG sleep 1000" host \
+            "sh -c '$QB rm -f rb-det >/dev/null 2>&1; true'" "$RUNS" "$WARMUP"
+        add_case berth-stop  "$QB stop -t 0 rb-stop" host \
+            "sh -c '$QB rm -f rb-stop >/dev/null 2>&1; $QB run -d --name rb-stop $IMG sleep 1000 >/dev/null'" "$RUNS" "$WARMUP"
+        add_case berth-churn "$(loop "$QB run --rm $IMG true")" host "" "$CHURN_RUNS" 0
+        have docker && add_case docker-none "$QD run --rm --network none $IMG true" host "" "$RUNS" "$WARMUP"
+        have podman && add_case podman-none "$QP run --rm --network none $IMG true" nohy "" "$RUNS" "$WARMUP"
+        have runc && add_case runc "$(q "${RUNC[@]}")run -b $BUNDLE rb-runc" host "" "$RUNS" "$WARMUP"
+        have crun && add_case crun "$(q "${CRUN[@]}")run -b $BUNDLE rb-crun" nohy "" "$RUNS" "$WARMUP"
+        run_cases fdm
+        "${B[@]}" rm -f rb-det rb-stop >/dev/null 2>&1 || true
+        case "$FDM_NOTE" in turned*) fdm_off || log "could not turn favordynmods off again" ;; esac
+    else
+        FDM_NOTE="berth's daemon did not turn it on (see berth-daemon-fdm.log)"
+    fi
+fi
+
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ report
@@ -715,15 +777,38 @@ SECTION="$T/section.md"
     echo
     echo "Peer anchors: docker 3.0 MB, podman 0.30 MB per idle container (ΔMemAvailable)."
     echo
+    if [ "$FDM_RAN" = 1 ]; then
+        echo "### With the kernel's favordynmods cgroup option"
+        echo
+        echo "Option $FDM_NOTE. It is host-wide, so the peers below ran with it as well; without it, moving a process into a cgroup after a quiet spell waits for an RCU grace period."
+        echo
+        echo "| case | median |"
+        echo "|---|---|"
+        echo "| berth \`run --rm IMG true\` | $(cell fdm berth) |"
+        echo "| berth \`run --rm --network none IMG true\` | $(cell fdm berth-none) |"
+        echo "| berth $CHURN_N sequential \`run --rm\` | $(cell fdm berth-churn) |"
+        echo "| berth \`run -d\` | $(cell fdm berth-run-d) |"
+        echo "| berth \`stop -t 0\` | $(cell fdm berth-stop) |"
+        have docker && echo "| docker \`run --rm --network none\` | $(cell fdm docker-none) |"
+        have podman && echo "| podman \`run --rm --network none\` | $(cell fdm podman-none) |"
+        have runc && echo "| \`runc run\` (bundle) | $(cell fdm runc) |"
+        have crun && echo "| \`crun run\` (bundle) | $(cell fdm crun) |"
+        echo
+    elif [ -n "$FDM_NOTE" ]; then
+        echo "favordynmods section: not run: $FDM_NOTE."
+        echo
+    fi
+    FBN=$(med fdm berth-none); FBC=$(med fdm berth-churn); FBD=$(med fdm berth-run-d); FBS=$(med fdm berth-stop)
+    fdm_cell() { [ "$FDM_RAN" = 1 ] && echo "$(fmt "$1") ($(verdict "$1" "$2"))" || echo "n/a"; }
     echo "### Targets"
     echo
-    echo "| target | berth | |"
-    echo "|---|---|---|"
-    echo "| \`run --rm --network none\` ≤ 10 ms (median) | $(fmt "$BN") | $(verdict "$BN" 0.010) |"
-    echo "| $CHURN_N sequential \`run --rm\` ≤ 2 s | $(fmt "$BC") | $( [ "$CHURN_N" = 100 ] && verdict "$BC" 2 || echo "n/a (CHURN_N=$CHURN_N)") |"
-    echo "| \`run -d\` ≤ 15 ms | $(fmt "$BD") | $(verdict "$BD" 0.015) |"
-    echo "| \`stop -t 0\` ≤ 10 ms | $(fmt "$BS") | $(verdict "$BS" 0.010) |"
-    echo "| ≤ 0.25 MB host memory per idle container (ΔMemAvailable) | $(mbf "$BMEM") | $(verdict "$BMEM" 0.25) |"
+    echo "| target | berth | | with favordynmods |"
+    echo "|---|---|---|---|"
+    echo "| \`run --rm --network none\` ≤ 10 ms (median) | $(fmt "$BN") | $(verdict "$BN" 0.010) | $(fdm_cell "$FBN" 0.010) |"
+    echo "| $CHURN_N sequential \`run --rm\` ≤ 2 s | $(fmt "$BC") | $( [ "$CHURN_N" = 100 ] && verdict "$BC" 2 || echo "n/a (CHURN_N=$CHURN_N)") | $(fdm_cell "$FBC" 2) |"
+    echo "| \`run -d\` ≤ 15 ms | $(fmt "$BD") | $(verdict "$BD" 0.015) | $(fdm_cell "$FBD" 0.015) |"
+    echo "| \`stop -t 0\` ≤ 10 ms | $(fmt "$BS") | $(verdict "$BS" 0.010) | $(fdm_cell "$FBS" 0.010) |"
+    echo "| ≤ 0.25 MB host memory per idle container (ΔMemAvailable) | $(mbf "$BMEM") | $(verdict "$BMEM" 0.25) | |"
     echo
 } >"$SECTION"
 
