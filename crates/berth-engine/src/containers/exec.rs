@@ -11,7 +11,7 @@ use berth_runtime::exec::ExecProcess;
 use berth_runtime::shim::{self, ExitState, Hello, RunState, ShimConfig, ShimExec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::{connect_attach, new_id, State};
+use super::{connect_attach, new_id, Container, State};
 use crate::{Engine, EngineError};
 
 /// An exec instance.
@@ -100,6 +100,17 @@ fn failure_code(message: &str) -> u8 {
     }
 }
 
+/// Docker's refusals of an exec into a container that is not running.
+fn ready_for_exec(c: &Container) -> Result<(), EngineError> {
+    let why = match c.state {
+        State::Running => return Ok(()),
+        State::Paused => "is paused, unpause the container before exec",
+        State::Restarting => "is restarting, wait until the container is running",
+        _ => "is not running",
+    };
+    Err(EngineError::Conflict(format!("container {} {why}", c.id)))
+}
+
 impl Engine {
     fn exec_dir(&self, container_id: &str, exec_id: &str) -> PathBuf {
         self.container_dir(container_id).join("exec").join(exec_id)
@@ -108,27 +119,7 @@ impl Engine {
     /// `POST /containers/{id}/exec`: records an exec instance of a running container.
     pub fn create_exec(&self, key: &str, config: ExecConfig) -> Result<String, EngineError> {
         let c = self.containers.find(key)?;
-        match c.state {
-            State::Running => {}
-            State::Paused => {
-                return Err(EngineError::Conflict(format!(
-                    "container {} is paused, unpause the container before exec",
-                    c.id
-                )))
-            }
-            State::Restarting => {
-                return Err(EngineError::Conflict(format!(
-                    "container {} is restarting, wait until the container is running",
-                    c.id
-                )))
-            }
-            _ => {
-                return Err(EngineError::Conflict(format!(
-                    "container {} is not running",
-                    c.id
-                )))
-            }
-        }
+        ready_for_exec(&c)?;
         if config.cmd.is_empty() || config.cmd[0].is_empty() {
             return Err(EngineError::Invalid("No exec command specified".into()));
         }
@@ -282,21 +273,7 @@ impl Engine {
             }));
         }
         let c = self.containers.find(&r.container_id)?;
-        match c.state {
-            State::Running => {}
-            State::Paused => {
-                return Err(EngineError::Conflict(format!(
-                    "container {} is paused, unpause the container before exec",
-                    c.id
-                )))
-            }
-            _ => {
-                return Err(EngineError::Conflict(format!(
-                    "container {} is not running",
-                    c.id
-                )))
-            }
-        }
+        ready_for_exec(&c)?;
         r.started = true;
         self.update_exec(&r);
         let result = self.run_exec(&mut r, &c, detach, console_size).await;

@@ -140,6 +140,12 @@ priv_test! {
         };
         drop(keep_open);
         assert_eq!(status.and_then(|s| s.code()), Some(6), "exec -i returned with the process's code while its stdin stayed open");
+        // a paused container refuses execs, as Docker does
+        b.ok(&["pause", "c"]);
+        let (c, _, err) = code(b, &["exec", "c", "true"]);
+        b.ok(&["unpause", "c"]);
+        assert_eq!(c, 1, "{err}");
+        assert!(err.contains("is paused, unpause the container before exec"), "{err}");
         // without -i the process gets no stdin
         let s = b.ok(&["exec", "c", "sh", "-c", "cat; echo done"]);
         assert_eq!(s, "done\n");
