@@ -7,7 +7,7 @@ use berth_testkit::fake_registry::{Auth, FakeRegistry};
 use berth_testkit::image::{busybox_image, Compression};
 use berth_testkit::priv_test;
 
-use crate::support::{self, Berth};
+use crate::support::{self, code, Berth};
 
 /// A berth with the busybox fixture pulled as `IMG`, served by an in-process registry.
 pub struct Fixture {
@@ -45,15 +45,6 @@ pub fn fixture_with_daemon(daemon_args: &[&str]) -> Fixture {
         _reg: reg,
         _rt: rt,
     }
-}
-
-fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
-    let out = b.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn cgroup_leftovers(id_prefix: &str) -> Vec<String> {

@@ -9,16 +9,7 @@ use std::time::Duration;
 use berth_testkit::priv_test;
 
 use crate::containers::fixture;
-use crate::support::Berth;
-
-fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
-    let out = b.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::code;
 
 priv_test! {
     fn exec_runs_inside_the_running_container() {

@@ -8,16 +8,7 @@ use std::time::{Duration, Instant};
 use berth_testkit::priv_test;
 
 use crate::containers::fixture;
-use crate::support::Berth;
-
-fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
-    let out = b.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::{code, Berth};
 
 fn unix_now() -> f64 {
     std::time::SystemTime::now()

@@ -141,6 +141,16 @@ impl Drop for Berth {
 }
 
 /// Writes the busybox fixture layout: ref `latest` (amd64) and `multi` (amd64 + arm64 index).
+/// Runs `berth ARGS`: (exit code, stdout, stderr).
+pub fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
+    let out = b.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn fixture_layout(dir: &Path) -> PathBuf {
     use berth_testkit::image::{busybox_image, index, write_oci_layout, Compression};
     let layout = dir.join("layout");
