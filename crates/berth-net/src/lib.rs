@@ -1,4 +1,4 @@
-//! berth-network: container networking for berth.
+//! berth-net: container networking for berth.
 //!
 //! - [`link`]: the bridge and per-container veth pairs over rtnetlink (no `ip` binary), the
 //!   container end moved into the container's network namespace and configured there.
@@ -52,7 +52,7 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// Errors of berth-network.
+/// Errors of berth-net.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     /// A subnet string could not be parsed or is unusable.

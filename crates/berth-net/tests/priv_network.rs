@@ -13,10 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_network::link::{host_interface_name, in_namespace};
-use berth_network::nft::NftNetwork;
-use berth_network::ports::SocketPortChecker;
-use berth_network::{
+use berth_net::link::{host_interface_name, in_namespace};
+use berth_net::nft::NftNetwork;
+use berth_net::ports::SocketPortChecker;
+use berth_net::{
     ContainerAttachment, Ipam, Ipv4Subnet, MemoryIpamStore, Netlink, Nft, PortSpec,
 };
 use berth_testkit::priv_test;
@@ -233,8 +233,8 @@ priv_test! {
             let nl = Netlink::connect().expect("netlink");
             let gateway = subnet().first_host();
             nl.ensure_bridge("berth0", gateway, 16).await.expect("bridge");
-            berth_network::sysctl::enable_ip_forward(Path::new("/proc/sys")).expect("forward");
-            berth_network::sysctl::enable_route_localnet(Path::new("/proc/sys"), "berth0")
+            berth_net::sysctl::enable_ip_forward(Path::new("/proc/sys")).expect("forward");
+            berth_net::sysctl::enable_route_localnet(Path::new("/proc/sys"), "berth0")
                 .expect("route_localnet");
             let nft = Nft::default();
             let network = NftNetwork { bridge: "berth0".into(), subnet: subnet(), masquerade: true };
