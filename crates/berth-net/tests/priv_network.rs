@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use berth_net::link::{host_interface_name, in_namespace};
 use berth_net::nft::NftNetwork;
 use berth_net::ports::SocketPortChecker;
-use berth_net::{
-    ContainerAttachment, Ipam, Ipv4Subnet, MemoryIpamStore, Netlink, Nft, PortSpec,
-};
+use berth_net::{ContainerAttachment, Ipam, Ipv4Subnet, MemoryIpamStore, Netlink, Nft, PortSpec};
 use berth_testkit::priv_test;
 
 /// A network namespace kept alive by a sleeping child.
@@ -29,7 +27,12 @@ struct Netns {
 impl Netns {
     fn new() -> Self {
         let mut child = Command::new("unshare")
-            .args(["-n", "sh", "-c", "echo ready; exec sleep 600"])
+            .args([
+                "-n",
+                "sh",
+                "-c",
+                "/bin/busybox ip link set lo up && echo ready; exec sleep 600",
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn unshare -n");
@@ -62,6 +65,16 @@ impl Netns {
             .args(args)
             .spawn()
             .expect("nsenter")
+    }
+}
+
+/// A child process killed when the test ends, passing or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -203,14 +216,18 @@ priv_test! {
     }
 }
 
+/// Fetches `url` with curl (busybox-static's wget crashes in getaddrinfo outside a container),
+/// from the host or from inside `from`.
 fn wget(from: Option<&Netns>, url: &str) -> Result<String, String> {
-    let args = ["wget", "-q", "-T", "2", "-O", "-", url];
+    let args = ["-sS", "-m", "2", url];
     let out = match from {
-        Some(ns) => ns.busybox(&args),
-        None => Command::new("/bin/busybox")
+        Some(ns) => Command::new("nsenter")
+            .arg(format!("--net={}", ns.path().display()))
+            .arg("curl")
             .args(args)
             .output()
-            .expect("wget"),
+            .expect("nsenter curl"),
+        None => Command::new("curl").args(args).output().expect("curl"),
     };
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -254,7 +271,7 @@ priv_test! {
                 let dir = docs.path().join(name);
                 std::fs::create_dir(&dir).expect("mkdir");
                 std::fs::write(dir.join("index.html"), format!("container-{name}\n")).expect("write");
-                servers.push(ns.spawn_busybox(&["httpd", "-f", "-p", "80", "-h", dir.to_str().expect("utf-8")]));
+                servers.push(KillOnDrop(ns.spawn_busybox(&["httpd", "-f", "-p", "80", "-h", dir.to_str().expect("utf-8")])));
             }
 
             let checker = SocketPortChecker { published: |_, _| false };
@@ -300,10 +317,7 @@ priv_test! {
             let left: Vec<_> = nft.published().expect("list").into_iter().map(|p| p.container_ip).collect();
             assert_eq!(left, [ip_a]);
 
-            for mut s in servers {
-                let _ = s.kill();
-                let _ = s.wait();
-            }
+            drop(servers);
             nl.delete(&host_interface_name("aaaa")).await.expect("delete a");
             nl.delete(&host_interface_name("bbbb")).await.expect("delete b");
             nft.delete_table().expect("delete table");
