@@ -2,7 +2,7 @@
 # Installs what building and testing berth needs on Debian 12, as root: a Rust toolchain
 # (Debian's cargo-web/rustc-web when no cargo >= 1.85 is present), a C compiler for the bundled
 # SQLite and zstd, and the real components the tests drive: Debian's docker-registry, skopeo,
-# static busybox (fixture images), htpasswd (apache2-utils).
+# static busybox (fixture images), htpasswd (apache2-utils), nft (nftables).
 set -euo pipefail
 
 need_pkgs=()
@@ -17,6 +17,9 @@ have htpasswd || need_pkgs+=(apache2-utils)
 have file || need_pkgs+=(file)
 have jq || need_pkgs+=(jq)
 have curl || need_pkgs+=(curl)
+# berth-net drives nftables through nft; its privileged tests use nsenter (util-linux)
+have nft || need_pkgs+=(nftables)
+have nsenter || need_pkgs+=(util-linux)
 /usr/bin/python3 -c "import docker" 2>/dev/null || need_pkgs+=(python3-docker)
 # the docker CLI, for the real-client tests (Debian ships it in docker.io; its daemon is not started)
 have docker || need_pkgs+=(docker.io)
