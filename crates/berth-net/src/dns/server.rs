@@ -562,3 +562,55 @@ async fn exchange_tcp(
     .await
     .map_err(|_| timed_out(server))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner(clients: Option<Ipv4Subnet>) -> Inner {
+        Inner {
+            records: Arc::new(DnsRecords::new("n")),
+            config: ResolverConfig {
+                clients,
+                ..ResolverConfig::default()
+            },
+            local: "127.0.0.1:53".parse().expect("addr"),
+            forwards: Semaphore::new(1),
+        }
+    }
+
+    #[test]
+    fn only_the_network_and_loopback_are_answered() {
+        let open = inner(None);
+        let closed = inner(Some("10.213.0.0/16".parse().expect("subnet")));
+        for (client, allowed) in [
+            ("10.213.0.2", true),
+            ("10.213.255.254", true),
+            ("127.0.0.1", true),
+            ("::1", true),
+            ("::ffff:10.213.0.9", true),
+            ("10.214.0.2", false),
+            ("192.0.2.1", false),
+            ("::ffff:10.214.0.2", false),
+            ("2001:db8::1", false),
+        ] {
+            let ip: IpAddr = client.parse().expect("ip");
+            assert_eq!(closed.allowed(ip), allowed, "{client}");
+            assert!(open.allowed(ip), "{client}");
+        }
+    }
+
+    #[test]
+    fn udp_answers_respect_the_client_size() {
+        let mut request = Message::query();
+        assert_eq!(answer_limit(&request, Transport::Udp), 512);
+        assert_eq!(answer_limit(&request, Transport::Tcp), 65_535);
+        let mut edns = Edns::new();
+        edns.set_max_payload(100);
+        request.set_edns(edns.clone());
+        assert_eq!(answer_limit(&request, Transport::Udp), 512);
+        edns.set_max_payload(4096);
+        request.set_edns(edns);
+        assert_eq!(answer_limit(&request, Transport::Udp), 4096);
+    }
+}
