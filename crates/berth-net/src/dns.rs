@@ -43,6 +43,42 @@
 //! - per-container `--dns` servers are found by the client's source address.
 //! - no SRV/service (swarm) records, no `ndots`-based refusal of single-label names.
 //!
+//! How the daemon wires one network (the records table outlives restarts of the server):
+//!
+//! ```no_run
+//! # async fn wire() -> berth_net::Result<()> {
+//! use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+//! use std::path::Path;
+//! use std::sync::Arc;
+//! use berth_net::dns::{ContainerResolvConf, DnsContainer, DnsRecords, ResolvConf, Resolver, ResolverConfig};
+//!
+//! let subnet: berth_net::Ipv4Subnet = "10.214.0.0/16".parse()?;
+//! let gateway = IpAddr::V4(subnet.first_host());
+//! let host = ResolvConf::read(Path::new("/etc/resolv.conf"))?;
+//! let records = Arc::new(DnsRecords::new("appnet"));
+//! let config = ResolverConfig {
+//!     clients: Some(subnet),
+//!     internal: false, // `--internal`
+//!     ..ResolverConfig::forwarding_to(host.upstreams())
+//! };
+//! let resolver = Resolver::start(SocketAddr::new(gateway, 53), records.clone(), config).await?;
+//! // on connect (container start): its records, and its /etc/resolv.conf
+//! records.add(DnsContainer {
+//!     id: "4f2a9c1d7e3b8a6f5c0d2e1f".into(),
+//!     name: "/web".into(),
+//!     aliases: vec!["frontend".into()],
+//!     ipv4: vec![Ipv4Addr::new(10, 214, 0, 2)],
+//!     ..Default::default()
+//! })?;
+//! let resolv_conf = ContainerResolvConf::for_container(gateway, &host, &[], &[]).render();
+//! # let _ = resolv_conf;
+//! // on disconnect (container stop or removal), and at network removal
+//! records.remove("4f2a9c1d7e3b8a6f5c0d2e1f");
+//! resolver.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Wire format: `hickory-proto` (the protocol crate of Hickory DNS) encodes and decodes every
 //! message; hand-written parsing of names, compression pointers and EDNS is where DNS servers
 //! get their bugs. Forwarded answers are passed on byte for byte (only the id is rewritten), so
