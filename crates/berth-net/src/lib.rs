@@ -9,11 +9,14 @@
 //! - [`nft`]: berth's own nftables table (`ip berth`): MASQUERADE, hairpin NAT and published
 //!   ports held as map elements, so adding or removing one container's ports is exact.
 //! - [`sysctl`]: the few per-namespace switches NAT needs (`ip_forward`, `route_localnet`).
+//! - [`dns`]: the embedded DNS server of user-defined networks (container names, aliases and
+//!   short ids; the rest forwarded to the host's resolvers), and resolv.conf reading/writing.
 //!
 //! Defaults: bridge `berth0`, subnet [`DEFAULT_SUBNET`] (10.213.0.0/16: clear of Docker's
 //! 172.17.0.0/16 and Podman's 10.88.0.0/16), gateway the subnet's first address.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod nft;
@@ -21,7 +24,7 @@ pub mod ports;
 pub mod subnet;
 pub mod sysctl;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 pub use ipam::{Ipam, IpamStore, MemoryIpamStore, SqliteIpamStore};
@@ -195,6 +198,25 @@ pub enum NetworkError {
         /// Its protocol.
         protocol: Protocol,
     },
+    /// A name given for DNS (container name, alias) cannot be one.
+    #[error("invalid DNS name {name:?}: {reason}")]
+    InvalidDnsName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The embedded DNS server cannot bind its address.
+    #[error("cannot bind the embedded DNS server to {address}/{protocol} (is another DNS server bound there?)")]
+    DnsBind {
+        /// The address.
+        address: SocketAddr,
+        /// `udp` or `tcp`.
+        protocol: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No free host port could be found.
     #[error("no free host port for {protocol} in {first}-{last}")]
     NoFreePort {
@@ -215,7 +237,11 @@ impl NetworkError {
             | Self::InvalidPortSpec { .. }
             | Self::AddressOutsideSubnet { .. }
             | Self::AddressReserved { .. }
-            | Self::InvalidInterfaceName { .. } => ErrorKind::Invalid,
+            | Self::InvalidInterfaceName { .. }
+            | Self::InvalidDnsName { .. } => ErrorKind::Invalid,
+            Self::DnsBind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                ErrorKind::Conflict
+            }
             Self::AddressInUse { .. } | Self::PortInUse { .. } => ErrorKind::Conflict,
             Self::SubnetExhausted { .. } | Self::NoFreePort { .. } => ErrorKind::Unavailable,
             Self::LinkNotFound { .. } => ErrorKind::NotFound,
@@ -225,7 +251,8 @@ impl NetworkError {
             | Self::Setup { .. }
             | Self::NftSpawn { .. }
             | Self::Nft { .. }
-            | Self::NftOutput { .. } => ErrorKind::Internal,
+            | Self::NftOutput { .. }
+            | Self::DnsBind { .. } => ErrorKind::Internal,
         }
     }
 }
