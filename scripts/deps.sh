@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing berth needs on Debian 12, as root: a Rust toolchain
-# (Debian's cargo-web/rustc-web when no cargo >= 1.85 is present), a C compiler for the bundled
+# (Debian's cargo-web/rustc-web when no cargo >= 1.88 is present), a C compiler for the bundled
 # SQLite and zstd, and the real components the tests drive: Debian's docker-registry, skopeo,
 # static busybox (fixture images), htpasswd (apache2-utils), nft (nftables).
 set -euo pipefail
@@ -29,7 +29,7 @@ cargo_ok() {
     have cargo || return 1
     local v
     v=$(cargo --version | awk '{print $2}')
-    [ "$(printf '%s\n1.85.0\n' "$v" | sort -V | head -1)" = 1.85.0 ]
+    [ "$(printf '%s\n1.88.0\n' "$v" | sort -V | head -1)" = 1.88.0 ]
 }
 cargo_ok || need_pkgs+=(cargo-web rustc-web)
 
@@ -43,4 +43,4 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
-cargo_ok || { echo "cargo >= 1.85 is required (Debian 12: apt-get install cargo-web rustc-web)" >&2; exit 1; }
+cargo_ok || { echo "cargo >= 1.88 is required (Debian 12: apt-get install cargo-web rustc-web)" >&2; exit 1; }
