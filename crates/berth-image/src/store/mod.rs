@@ -78,6 +78,35 @@ fn fsync_dir(dir: &Path) -> Result<(), ImageError> {
         .map_err(ImageError::io("syncing directory", dir))
 }
 
+/// Marks `dir` as the top of unrelated directory trees (ext4's `chattr +T`), so the file
+/// system places each new subdirectory (one snapshot) in a block group of its own choosing
+/// instead of its parent's. On ext4 without a journal this matters a lot: it will not reuse
+/// an inode freed in the last minute and walks past every such inode of the group for each
+/// file it creates, so a layer unpacked right after an image was removed (re-pulling it, or
+/// the pull benchmark) spent most of its time there (10-12 s instead of 2.4 s for a 250 MB
+/// image). Best effort: file systems without the flag keep their own placement.
+fn spread_subdirectories(dir: &Path) {
+    use rustix::fs::IFlags;
+    let Ok(fd) = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return;
+    };
+    match rustix::fs::ioctl_getflags(&fd) {
+        Ok(flags) if !flags.contains(IFlags::TOPDIR) => {
+            if let Err(e) = rustix::fs::ioctl_setflags(&fd, flags | IFlags::TOPDIR) {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot mark the snapshot directory +T");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "no inode flags on this file system")
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `root` and repairs what a crash left behind.
     pub fn open(root: &Path) -> Result<Store, ImageError> {
@@ -85,6 +114,7 @@ impl Store {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(ImageError::io("creating", &p))?;
         }
+        spread_subdirectories(&root.join("snapshots"));
         let conn = db::open(&root.join("images.db"))?;
         let store = Store {
             root: root.to_path_buf(),
@@ -343,5 +373,37 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_directory_spreads_its_subdirectories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flags_of = |p: &Path| {
+            let fd = rustix::fs::open(
+                p,
+                rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+                rustix::fs::Mode::empty(),
+            )
+            .expect("open");
+            rustix::fs::ioctl_getflags(&fd)
+        };
+        if flags_of(dir.path()).is_err() {
+            eprintln!(
+                "skipped: {} has no inode flags (tmpfs?)",
+                dir.path().display()
+            );
+            return;
+        }
+        let _store = Store::open(dir.path()).expect("store");
+        let flags = flags_of(&dir.path().join("snapshots")).expect("flags");
+        assert!(
+            flags.contains(rustix::fs::IFlags::TOPDIR),
+            "snapshots/ is +T: {flags:?}"
+        );
     }
 }
