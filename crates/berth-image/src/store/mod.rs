@@ -393,10 +393,7 @@ mod tests {
             rustix::fs::ioctl_getflags(&fd)
         };
         if flags_of(dir.path()).is_err() {
-            eprintln!(
-                "skipped: {} has no inode flags (tmpfs?)",
-                dir.path().display()
-            );
+            // a file system without inode flags (tmpfs): nothing to check
             return;
         }
         let _store = Store::open(dir.path()).expect("store");
