@@ -616,6 +616,56 @@ impl Read for TeeReader {
     }
 }
 
+/// Size and number of the decompressed chunks in flight between the two threads of a layer.
+const CHUNK: usize = 256 << 10;
+const CHUNKS: usize = 4;
+
+/// Reads from `r` until `buf` is full or the stream ends.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The unpacking thread's view of the decompressed stream: chunks from the decompressing
+/// thread (an error ends it), each handed back for reuse once read.
+struct ChunkReader {
+    full: Receiver<io::Result<(Vec<u8>, usize)>>,
+    empty: std::sync::mpsc::SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    len: usize,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.len {
+            match self.full.recv() {
+                Ok(Ok((chunk, len))) => {
+                    let done = std::mem::replace(&mut self.current, chunk);
+                    (self.len, self.pos) = (len, 0);
+                    if done.capacity() > 0 {
+                        let _ = self.empty.send(done);
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.len - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// A reader that hashes what passes through.
 struct HashReader<R> {
     inner: R,
@@ -675,7 +725,10 @@ fn apply_stream(
         digest: job.desc.digest.clone(),
         source,
     };
-    let (stats, diff) = {
+    // Two threads per layer: this one decompresses and hashes, a scoped one parses the tar
+    // and writes the files, so a layer uses two cores (the last layer of a pull otherwise
+    // runs alone on one).
+    let (stats, diff) = std::thread::scope(|scope| -> Result<_, ImageError> {
         let decompressed: Box<dyn Read> = match job.compression {
             Compression::None => Box::new(&mut tee),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
@@ -690,9 +743,50 @@ fn apply_stream(
             inner: LimitedReader::new(decompressed, max),
             hasher: DigestHasher::default(),
         };
-        let stats = unpack_layer(&mut hashed, tmp).map_err(layer_err)?;
-        (stats, hashed.hasher.finish())
-    };
+        let (full_tx, full_rx) = sync_channel::<io::Result<(Vec<u8>, usize)>>(CHUNKS);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(CHUNKS + 2);
+        for _ in 0..CHUNKS + 2 {
+            let _ = empty_tx.send(vec![0; CHUNK]);
+        }
+        let unpacker = std::thread::Builder::new()
+            .name("berth-unpack".into())
+            .spawn_scoped(scope, move || {
+                unpack_layer(
+                    ChunkReader {
+                        full: full_rx,
+                        empty: empty_tx,
+                        current: Vec::new(),
+                        len: 0,
+                        pos: 0,
+                    },
+                    tmp,
+                )
+            })
+            .map_err(|e| ImageError::io("starting the unpack thread", tmp)(e))?;
+        // feed it until the stream ends, fails, or the unpacker stops taking chunks
+        while let Ok(mut buf) = empty_rx.recv() {
+            match fill(&mut hashed, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if full_tx.send(Ok((buf, n))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = full_tx.send(Err(e));
+                    break;
+                }
+            }
+        }
+        drop(full_tx);
+        let stats = unpacker
+            .join()
+            .map_err(|_| ImageError::Invalid {
+                message: "the unpack thread panicked".into(),
+            })?
+            .map_err(layer_err)?;
+        Ok((stats, hashed.hasher.finish()))
+    })?;
     // whatever the decompressor left unread still belongs to the blob and its hash
     io::copy(&mut tee, &mut io::sink()).map_err(|e| layer_err(UnpackError::Tar(e)))?;
     let size = tee.hasher.len();
