@@ -119,6 +119,25 @@ pub fn create(
     opts: CreateOptions<'_>,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, RuntimeError> {
+    create_inner(opts, None, join_cgroup)
+}
+
+/// Like [`create`] with `wait_for_start`, but the process waits for a byte on `start` (the
+/// read side of runc's exec fifo, opened read-write so it never sees EOF) instead of a pipe
+/// this process holds: another process (`berth runtime start`) lets it run.
+pub fn create_waiting_on(
+    opts: CreateOptions<'_>,
+    start: OwnedFd,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
+    create_inner(opts, Some(start), join_cgroup)
+}
+
+fn create_inner(
+    opts: CreateOptions<'_>,
+    start_fd: Option<OwnedFd>,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
     let spec = opts.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     let root = spec
@@ -174,7 +193,8 @@ pub fn create(
     let preserve_fds = opts.preserve_fds;
     spawn_child(
         flags,
-        opts.wait_for_start,
+        opts.wait_for_start || start_fd.is_some(),
+        start_fd,
         join_cgroup,
         move |go, status, start| {
             run_child(ChildPlan {
@@ -201,6 +221,7 @@ pub fn create(
 pub(crate) fn spawn_child(
     flags: libc::c_int,
     wait_for_start: bool,
+    start_fd: Option<OwnedFd>,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
     child: impl FnOnce(OwnedFd, OwnedFd, Option<OwnedFd>),
 ) -> Result<Created, RuntimeError> {
@@ -208,7 +229,9 @@ pub(crate) fn spawn_child(
         .map_err(|e| io("creating sync pipe")(e.into()))?;
     let (st_r, st_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| io("creating status pipe")(e.into()))?;
-    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if wait_for_start {
+    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if let Some(fd) = start_fd {
+        (Some(fd), None)
+    } else if wait_for_start {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io("creating start pipe")(e.into()))?;
         (Some(r), Some(w))
