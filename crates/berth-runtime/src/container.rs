@@ -65,6 +65,19 @@ pub struct CreateOptions<'a> {
     pub preserve_fds: u32,
 }
 
+/// What the container process does for runc's mode besides the spec: the hooks that run in
+/// the container (createContainer before pivot_root, startContainer just before execve), with
+/// the state they read on stdin (its `pid` and `status` are filled in by the process).
+#[derive(Clone, Debug, Default)]
+pub struct ChildHooks {
+    /// The container's state as hooks see it.
+    pub state: crate::hooks::OciState,
+    /// createContainer hooks.
+    pub create_container: Vec<oci_spec::runtime::Hook>,
+    /// startContainer hooks.
+    pub start_container: Vec<oci_spec::runtime::Hook>,
+}
+
 /// A container process that exists (waiting to start, or running).
 pub struct Created {
     /// Its pid in the caller's pid namespace.
@@ -119,7 +132,7 @@ pub fn create(
     opts: CreateOptions<'_>,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, RuntimeError> {
-    create_inner(opts, None, join_cgroup)
+    create_inner(opts, None, None, join_cgroup)
 }
 
 /// Like [`create`] with `wait_for_start`, but the process waits for a byte on `start` (the
@@ -130,12 +143,25 @@ pub fn create_waiting_on(
     start: OwnedFd,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, RuntimeError> {
-    create_inner(opts, Some(start), join_cgroup)
+    create_inner(opts, Some(start), None, join_cgroup)
+}
+
+/// The container process of `berth runtime` (runc's command line): like [`create`] (or
+/// [`create_waiting_on`] with `start`), and the process runs `hooks` itself and honours the
+/// parts of the spec only that mode accepts (personality, the seccomp listener socket).
+pub fn create_oci(
+    opts: CreateOptions<'_>,
+    start: Option<OwnedFd>,
+    hooks: ChildHooks,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
+    create_inner(opts, start, Some(hooks), join_cgroup)
 }
 
 fn create_inner(
     opts: CreateOptions<'_>,
     start_fd: Option<OwnedFd>,
+    hooks: Option<ChildHooks>,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, RuntimeError> {
     let spec = opts.spec;
@@ -209,6 +235,7 @@ fn create_inner(
                 unshare_cgroup,
                 join,
                 seccomp,
+                hooks,
             })
         },
     )

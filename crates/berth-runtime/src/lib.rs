@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod container;
 pub mod defaults;
 pub mod exec;
+pub mod hooks;
 mod init;
 pub mod rootfs;
 pub mod seccomp;
@@ -14,5 +15,5 @@ pub mod shim;
 mod sys;
 pub mod user;
 
-pub use container::{create, CreateOptions, Created, RuntimeError};
+pub use container::{create, create_oci, ChildHooks, CreateOptions, Created, RuntimeError};
 pub use init::ProcessIo;

@@ -497,6 +497,9 @@ pub struct RootfsPlan<'a> {
     pub overlay: Option<String>,
     /// The console pty slave path, bind-mounted at /dev/console when a terminal is used.
     pub console: Option<PathBuf>,
+    /// Runs after every mount and device, just before pivot_root (createContainer hooks);
+    /// its error stops the setup.
+    pub before_pivot: Option<&'a dyn Fn() -> Result<(), io::Error>>,
 }
 
 /// Builds the root inside the (new) mount namespace and pivots into it.
@@ -579,6 +582,9 @@ pub fn setup(
         }
     }
     drop(root);
+    if let Some(hook) = plan.before_pivot {
+        hook().map_err(err("running createContainer hooks in", &plan.rootfs))?;
+    }
     // pivot_root(".", ".") then detach the old root, as runc does: no temporary directory needed
     std::env::set_current_dir(&plan.rootfs).map_err(err("entering root", &plan.rootfs))?;
     rustix::process::pivot_root(".", ".")

@@ -211,3 +211,13 @@ pub fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// `personality(persona)` (the execution domain of this process and what it execs).
+pub fn personality(persona: u64) -> io::Result<()> {
+    // SAFETY: personality takes an integer and only changes this process's persona.
+    if unsafe { libc::personality(persona as libc::c_ulong) } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
