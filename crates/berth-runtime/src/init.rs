@@ -555,6 +555,8 @@ pub(crate) fn apply_and_exec(
 
     // nothing of ours crosses exec: every fd above stdio (and preserved fds) becomes CLOEXEC
     sys::cloexec_from(3 + preserve_fds).map_err(fail("closing runtime file descriptors"))?;
+    // the start fd stays open (close-on-exec) until execve: runc's `start` waits for that
+    let mut _started = None;
     if let Some(start) = start {
         let mut status =
             std::fs::File::from(status.try_clone().map_err(fail("cloning status fd"))?);
@@ -572,6 +574,7 @@ pub(crate) fn apply_and_exec(
                 ))
             }
         }
+        _started = Some(start);
     }
     if let Some(h) = extras
         .hooks

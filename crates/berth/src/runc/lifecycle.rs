@@ -447,6 +447,14 @@ pub fn start(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
         )
     })?;
     rustix::io::write(&f, &[1]).context("writing to the exec fifo")?;
+    // as runc's start, return once the process has left the runtime: its end of the fifo is
+    // close-on-exec, and a fifo's writer sees POLLERR once no reader is left (after
+    // startContainer hooks and execve, or its death)
+    let mut fds = [rustix::event::PollFd::new(
+        &f,
+        rustix::event::PollFlags::empty(),
+    )];
+    while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
     drop(f);
     std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
     poststart(ctx, &st);
