@@ -186,10 +186,16 @@ fn create_inner(
     let mut unshare_cgroup = false;
     for ns in linux.namespaces().clone().unwrap_or_default() {
         match (ns.typ(), ns.path()) {
-            (LinuxNamespaceType::User, _) => {
-                return Err(RuntimeError::Spec(
-                    "user namespaces are not supported yet; remove the \"user\" namespace".into(),
-                ))
+            (LinuxNamespaceType::User, None) => {
+                let mapped = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                    m.as_ref().is_some_and(|m| !m.is_empty())
+                };
+                if !mapped(linux.uid_mappings()) || !mapped(linux.gid_mappings()) {
+                    return Err(RuntimeError::Spec(
+                        "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+                    ));
+                }
+                flags |= libc::CLONE_NEWUSER;
             }
             (LinuxNamespaceType::Time, _) => {
                 return Err(RuntimeError::Spec(
@@ -211,10 +217,34 @@ fn create_inner(
             (t, None) => flags |= clone_flag(t).unwrap_or(0),
         }
     }
+    // a user namespace to join goes first: the others may belong to it
+    join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
     let seccomp = match linux.seccomp() {
         Some(profile) => Some(crate::seccomp::compile(profile).map_err(RuntimeError::Seccomp)?),
         None => None,
     };
+    // a new user namespace gets its mappings from here, before the child goes on
+    let maps = (flags & libc::CLONE_NEWUSER != 0).then(|| {
+        let render = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+            m.iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+        (render(linux.uid_mappings()), render(linux.gid_mappings()))
+    });
+    let join_cgroup = move |pid: i32| -> Result<(), String> {
+        join_cgroup(pid)?;
+        if let Some((uid_map, gid_map)) = &maps {
+            for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+                let path = format!("/proc/{pid}/{file}");
+                std::fs::write(&path, map)
+                    .map_err(|e| format!("writing {path} ({}): {e}", map.trim()))?;
+            }
+        }
+        Ok(())
+    };
+    let new_user_namespace = flags & libc::CLONE_NEWUSER != 0;
     let (overlay, io) = (opts.overlay, opts.io);
     let preserve_fds = opts.preserve_fds;
     spawn_child(
@@ -236,6 +266,7 @@ fn create_inner(
                 join,
                 seccomp,
                 hooks,
+                new_user_namespace,
             })
         },
     )

@@ -89,6 +89,8 @@ pub(crate) struct ChildPlan<'a> {
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
     /// runc's mode: hooks the process runs itself (and the state they read).
     pub hooks: Option<crate::container::ChildHooks>,
+    /// The process was cloned into a new user namespace (its maps are written at `go`).
+    pub new_user_namespace: bool,
 }
 
 /// What only `berth runtime`'s container process does before execve: startContainer hooks
@@ -224,6 +226,12 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
     if early_wait {
         sync_with_parent(&plan.go, plan.unshare_cgroup)?;
         synced = true;
+    }
+    if plan.new_user_namespace {
+        // the parent wrote the id maps: become the namespace's root (host ids of the map)
+        rustix::thread::set_keep_capabilities(true)
+            .map_err(fail("keeping capabilities across setuid"))?;
+        sys::set_ids(0, 0, &[]).map_err(fail("becoming root of the user namespace"))?;
     }
     for (typ, path) in &plan.join {
         let f = std::fs::File::open(path).map_err(|e| {

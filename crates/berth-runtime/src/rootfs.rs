@@ -460,14 +460,23 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     )
     .map_err(|e| err("opening device directory", parent_path)(e.into()))?;
     let _ = rustix::fs::unlinkat(&pdir, name, rustix::fs::AtFlags::empty());
-    rustix::fs::mknodat(
+    match rustix::fs::mknodat(
         &pdir,
         name,
         ft,
         Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)),
         dev,
-    )
-    .map_err(|e| err("creating device", path)(e.into()))?;
+    ) {
+        Ok(()) => {}
+        // in a user namespace nodes cannot be made: bind the host's node instead, as runc does
+        Err(rustix::io::Errno::PERM) if in_user_namespace() => {
+            let target = open_in_root(root, path, true).map_err(err("creating device", path))?;
+            sys::mount(Some(&cpath(path)), &fd_path(&target), None, MS_BIND, None)
+                .map_err(err("binding host device", path))?;
+            return Ok(());
+        }
+        Err(e) => return Err(err("creating device", path)(e.into())),
+    }
     rustix::fs::chownat(
         &pdir,
         name,
@@ -485,6 +494,13 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     )
     .map_err(|e| err("setting mode of device", path)(e.into()))?;
     Ok(())
+}
+
+/// Whether this process is in a user namespace other than the initial one.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
 }
 
 /// What the child needs to build its root.

@@ -99,11 +99,6 @@ fn check_spec(spec: &Spec) -> anyhow::Result<()> {
         if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) && !selinux_enabled() {
             bail!("config.json: linux.mountLabel is set but SELinux is not enabled on this host; remove it");
         }
-        if l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        {
-            bail!("config.json: linux.uidMappings/gidMappings (user namespaces) are not supported by berth runtime yet; remove them and the \"user\" namespace");
-        }
     }
     Ok(())
 }
@@ -208,10 +203,7 @@ fn create_container(ctx: &Ctx, id: &str, p: &parse::Parsed, fifo: bool) -> anyho
     let spec = load_spec(&bundle)?;
     let linux = spec.linux().clone().unwrap_or_default();
     let (cgroup_parent, cgroup_name) =
-        state::split_cgroups_path(linux.cgroups_path().as_deref(), id)?;
-    if !ctx.systemd_cgroup && cgroup_parent.is_empty() && cgroup_name.contains(':') {
-        bail!("linux.cgroupsPath: invalid path");
-    }
+        state::split_cgroups_path(linux.cgroups_path().as_deref(), id, ctx.systemd_cgroup)?;
     let process = spec
         .process()
         .as_ref()

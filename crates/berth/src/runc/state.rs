@@ -176,11 +176,19 @@ pub fn cgroup_of(parent: &str, name: &str) -> anyhow::Result<berth_runtime::cgro
     m.open(name).with_context(|| format!("cgroup {name}"))
 }
 
-/// Splits `linux.cgroupsPath` into parent and name; `<id>` under the root when absent.
-pub fn split_cgroups_path(path: Option<&Path>, id: &str) -> anyhow::Result<(String, String)> {
+/// Splits `linux.cgroupsPath` into parent and name; `<id>` under the root when absent. With
+/// `systemd` (`--systemd-cgroup`) the path is systemd's `slice:prefix:name`.
+pub fn split_cgroups_path(
+    path: Option<&Path>,
+    id: &str,
+    systemd: bool,
+) -> anyhow::Result<(String, String)> {
     let Some(p) = path.and_then(|p| p.to_str()).filter(|p| !p.is_empty()) else {
         return Ok((String::new(), id.to_string()));
     };
+    if p.contains(':') && !systemd {
+        bail!("linux.cgroupsPath {p:?} looks like systemd's slice:prefix:name; pass --systemd-cgroup or give a path such as /machine/{id}");
+    }
     if let Some((slice, rest)) = p.split_once(':') {
         // systemd's slice:prefix:name, laid out as systemd would (without asking systemd,
         // which berth runtime does not talk to): <slice path>/<prefix>-<name>.scope
@@ -252,21 +260,26 @@ mod tests {
     #[test]
     fn cgroups_path_splits_into_parent_and_name() {
         assert_eq!(
-            split_cgroups_path(Some(Path::new("/libpod_parent/libpod-abc")), "x").expect("ok"),
+            split_cgroups_path(Some(Path::new("/libpod_parent/libpod-abc")), "x", false)
+                .expect("ok"),
             ("libpod_parent".into(), "libpod-abc".into())
         );
         assert_eq!(
-            split_cgroups_path(None, "c1").expect("ok"),
+            split_cgroups_path(None, "c1", false).expect("ok"),
             ("".into(), "c1".into())
         );
         assert_eq!(
-            split_cgroups_path(Some(Path::new("machine-x.slice:libpod:abc")), "x").expect("ok"),
+            split_cgroups_path(Some(Path::new("machine-x.slice:libpod:abc")), "x", true)
+                .expect("ok"),
             (
                 "machine.slice/machine-x.slice".into(),
                 "libpod-abc.scope".into()
             )
         );
-        assert!(split_cgroups_path(Some(Path::new("bad:libpod")), "x").is_err());
+        assert!(split_cgroups_path(Some(Path::new("bad:libpod")), "x", true).is_err());
+        assert!(
+            split_cgroups_path(Some(Path::new("machine.slice:libpod:abc")), "x", false).is_err()
+        );
     }
 
     #[test]

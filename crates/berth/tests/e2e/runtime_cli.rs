@@ -560,10 +560,12 @@ priv_test! {
             ("v2", Box::new(|s: &mut Value| s["ociVersion"] = json!("2.0.0")), "ociVersion"),
             ("apparmor", Box::new(|s: &mut Value| s["process"]["apparmorProfile"] = json!("p")), "AppArmor"),
             ("selinux", Box::new(|s: &mut Value| s["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")), "SELinux"),
-            ("userns", Box::new(|s: &mut Value| {
-                s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            ("userns-unmapped", Box::new(|s: &mut Value| {
                 s["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "user"}));
             }), "uidMappings"),
+            ("timens", Box::new(|s: &mut Value| {
+                s["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "time"}));
+            }), "time"),
             ("rdt", Box::new(|s: &mut Value| s["linux"]["intelRdt"] = json!({"closID": "x"})), "linux.intelRdt"),
             ("sched", Box::new(|s: &mut Value| s["process"]["scheduler"] = json!({"policy": "SCHED_OTHER"})), "process.scheduler"),
             ("tty", Box::new(|s: &mut Value| s["process"]["terminal"] = json!(true)), "console socket"),
@@ -697,5 +699,34 @@ priv_test! {
         ok(&["rm", "bb"]);
         assert!(ok(&["ps", "-a", "-q"]).trim().is_empty());
         let _ = podman(&["rmi", "-a", "-f"]);
+    }
+}
+
+priv_test! {
+    fn runtime_user_namespace_with_id_mappings() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let out_dir = work.path().join("out");
+        std::fs::create_dir_all(&out_dir).expect("mkdir");
+        std::fs::set_permissions(&out_dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+        let b = bundle(&work.path().join("b"), |s| {
+            s["process"]["args"] = json!(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map > /out/maps; id -u > /out/id; touch /out/made; head -c 3 /dev/zero | wc -c > /out/devzero"]);
+            s["mounts"].as_array_mut().expect("mounts").push(bind(&out_dir, "/out"));
+            s["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "user"}));
+            s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+            s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        });
+        let rt = Rt::new();
+        let out = rt.run(&["run", "--bundle", b.to_str().expect("utf-8"), "userns"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let maps = std::fs::read_to_string(out_dir.join("maps")).expect("maps");
+        let rows: Vec<Vec<&str>> = maps.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows, vec![vec!["0", "200000", "65536"], vec!["0", "200000", "65536"]], "{maps}");
+        assert_eq!(std::fs::read_to_string(out_dir.join("id")).expect("id").trim(), "0");
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(out_dir.join("made")).expect("made");
+        assert_eq!((md.uid(), md.gid()), (200000, 200000), "container root is host uid 200000");
+        // device nodes cannot be made in a user namespace: the host's are bound in (readable;
+        // whether writable depends on the host node's mode)
+        assert_eq!(std::fs::read_to_string(out_dir.join("devzero")).expect("devzero").trim(), "3");
     }
 }
