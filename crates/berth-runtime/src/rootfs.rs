@@ -535,6 +535,19 @@ pub fn setup(
         .unwrap_or(MS_SLAVE | MS_REC);
     sys::mount(None, c"/", None, prop, None).map_err(err("setting root propagation", "/"))?;
     let rootfs = cpath(&plan.rootfs);
+    if prop & MS_SHARED != 0 {
+        // pivot_root refuses a new root that is shared or whose parent mount is: make the
+        // mount holding the root private before the root is bound from it, as runc does
+        // (the first ancestor that is a mount point); "/" is made shared after the pivot
+        let mut dir = plan.rootfs.parent();
+        while let Some(d) = dir {
+            match sys::mount(None, &cpath(d), None, MS_PRIVATE, None) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => dir = d.parent(),
+                Err(e) => return Err(err("making the root's parent mount private", d)(e)),
+            }
+        }
+    }
     match &plan.overlay {
         Some(data) => {
             let data = cstr(data);
@@ -610,12 +623,28 @@ pub fn setup(
         .map_err(err("making old root a slave", "/"))?;
     sys::umount2(c".", MNT_DETACH).map_err(err("detaching old root", "/"))?;
     std::env::set_current_dir("/").map_err(err("entering new root", "/"))?;
+    if prop & MS_SHARED != 0 {
+        sys::mount(None, c"/", None, prop, None).map_err(err("setting root propagation", "/"))?;
+    }
     Ok(())
 }
 
 /// After pivot_root: sysctls, read-only paths, masked paths, read-only root.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().clone().unwrap_or_default();
+    // the old root's detachment made every mount a slave (or private): a mount that asked for
+    // a propagation gets it again
+    for m in spec.mounts().iter().flatten() {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        if opts.propagation.is_empty() || m.typ().as_deref() == Some("cgroup") {
+            continue;
+        }
+        let dest = cpath(m.destination());
+        for p in &opts.propagation {
+            sys::mount(None, &dest, None, *p, None)
+                .map_err(err("setting propagation of", m.destination()))?;
+        }
+    }
     if let Some(sysctls) = linux.sysctl() {
         for (k, v) in sysctls {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));

@@ -304,6 +304,15 @@ priv_test! {
         let entry: Value = serde_json::from_str(std::fs::read_to_string(&log).expect("log").trim()).expect("json log");
         assert_eq!((entry["level"].as_str(), entry["msg"].as_str()), (Some("error"), Some("container does not exist")));
 
+        // rootfsPropagation rshared: the root is a shared mount inside
+        let shared = bundle(&work.path().join("shared"), |s| {
+            s["linux"]["rootfsPropagation"] = json!("rshared");
+            s["process"]["args"] = json!(["sh", "-c", "grep -E '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo"]);
+        });
+        let out = rt.run(&["run", "--bundle", shared.to_str().expect("utf-8"), "shared"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(" shared:"), "{}", String::from_utf8_lossy(&out.stdout));
+
         // run in the foreground: the exit code, and nothing left behind
         let fg = bundle(&work.path().join("fg"), |s| s["process"]["args"] = json!(["sh", "-c", "echo hello; exit 3"]));
         let out = rt.run(&["run", "--bundle", fg.to_str().expect("utf-8"), "fg"]);
@@ -358,6 +367,7 @@ priv_test! {
             touch /rootfile 2>/dev/null; echo "root_ro=$?"
             echo "ro_bind=$(cat /ro/f)"; touch /ro/new 2>/dev/null; echo "ro_bind_write=$?"
             grep ' /data ' /proc/self/mountinfo | grep -q 'size=1024k' && echo "tmpfs_opts=yes"
+            grep ' /data ' /proc/self/mountinfo | grep -q ' shared:' && echo "data_shared=yes"
             echo "dev=$(ls -l /dev/mynull | cut -c1) $(echo x > /dev/mynull && echo written)"
             echo "uname=$(uname -m)"
             mkdir /tmp/blocked 2>/dev/null; echo "mkdir=$?"
@@ -429,6 +439,7 @@ priv_test! {
         has("ro_bind=host file");
         has("ro_bind_write=1");
         has("tmpfs_opts=yes");
+        has("data_shared=yes");
         has("dev=c written");
         has("uname=i686");
         has("mkdir=1");
