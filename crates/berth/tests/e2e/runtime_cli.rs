@@ -320,6 +320,23 @@ priv_test! {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
         assert!(rt.ok(&["list", "-q"]).trim().is_empty());
 
+        // --preserve-fds: fd 3 of the caller reaches the container process
+        let fds = bundle(&work.path().join("fds"), |s| s["process"]["args"] = json!(["sh", "-c", "echo through-fd-3 >&3"]));
+        let fd_file = work.path().join("fd3");
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!(
+                "exec 3>{} && exec {} runtime --root {} run --preserve-fds 1 --bundle {} fds",
+                fd_file.display(),
+                Berth::bin().display(),
+                rt.root.path().display(),
+                fds.display()
+            ))
+            .stdin(Stdio::null());
+        let out = output_via_files(sh);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read_to_string(&fd_file).expect("fd3 file").trim(), "through-fd-3");
+
         // spec refuses to overwrite; features is runc's JSON
         let (_, err) = rt.fails(&["spec", "--bundle", bundle_arg]);
         assert!(err.contains("exists"), "{err}");
