@@ -193,11 +193,19 @@ pub fn send_fd(socket: &impl AsFd, fd: &impl AsFd, name: &str) -> std::io::Resul
 struct Made {
     state: State,
     created: berth_runtime::Created,
+    /// A foreground `run` with a terminal: the pseudo-terminal's master, proxied to our stdio.
+    master: Option<OwnedFd>,
 }
 
 /// Creates the container: state dir, (fifo,) cgroup, process. With `fifo`, the process waits
 /// on the exec fifo for `start`; without, it runs at once.
-fn create_container(ctx: &Ctx, id: &str, p: &parse::Parsed, fifo: bool) -> anyhow::Result<Made> {
+fn create_container(
+    ctx: &Ctx,
+    id: &str,
+    p: &parse::Parsed,
+    fifo: bool,
+    foreground: bool,
+) -> anyhow::Result<Made> {
     state::validate_id(id)?;
     let bundle = bundle_of(p)?;
     let spec = load_spec(&bundle)?;
@@ -209,8 +217,18 @@ fn create_container(ctx: &Ctx, id: &str, p: &parse::Parsed, fifo: bool) -> anyho
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("config.json: process is missing"))?;
     let terminal = process.terminal().unwrap_or(false);
+    let mut master = None;
     let io = match (terminal, p.get("console-socket")) {
         (true, Some(sock)) => console(sock, &spec)?,
+        // a foreground run proxies the terminal itself, as runc does
+        (true, None) if foreground => {
+            let (m, slave, path) = open_pty()?;
+            if let Ok(size) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+                let _ = rustix::termios::tcsetwinsize(&slave, size);
+            }
+            master = Some(m);
+            berth_runtime::ProcessIo::Terminal { slave, path }
+        }
         (true, None) => bail!(
             "cannot allocate tty if berth runtime will detach without setting console socket \
              (pass --console-socket, or set process.terminal to false)"
@@ -355,7 +373,11 @@ fn create_container(ctx: &Ctx, id: &str, p: &parse::Parsed, fifo: bool) -> anyho
     if let Some(pf) = p.get("pid-file") {
         write_pid_file(pf, created.pid)?;
     }
-    Ok(Made { state: st, created })
+    Ok(Made {
+        state: st,
+        created,
+        master,
+    })
 }
 
 /// The device cgroup as runc builds it: the spec's rules, then the default devices (and
@@ -401,7 +423,7 @@ fn kill_pid(pid: i32) {
 /// `create [flags] ID`.
 pub fn create(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     let (id, p) = one_id(args, CREATE_FLAGS, "create")?;
-    create_container(ctx, &id, &p, true)?;
+    create_container(ctx, &id, &p, true, false)?;
     Ok(0)
 }
 
@@ -457,16 +479,75 @@ pub fn start(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
 pub fn run(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     let (id, p) = one_id(args, CREATE_FLAGS, "run")?;
     let detach = p.has("detach");
-    let Made { state: st, created } = create_container(ctx, &id, &p, false)?;
+    let Made {
+        state: st,
+        created,
+        master,
+    } = create_container(ctx, &id, &p, false, !detach)?;
     poststart(ctx, &st);
     if detach {
         return Ok(0);
+    }
+    if let Some(m) = master {
+        proxy_terminal(&m);
     }
     let code = wait_exit(created.pid);
     if !p.has("keep") {
         destroy(ctx, &st)?;
     }
     Ok(code)
+}
+
+/// Copies our stdin to the container's terminal and its output to our stdout until the
+/// terminal closes (every process holding it exited); our own terminal is raw meanwhile.
+fn proxy_terminal(master: &OwnedFd) {
+    use rustix::event::{PollFd, PollFlags};
+    let stdin = rustix::stdio::stdin();
+    let saved = rustix::termios::tcgetattr(stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
+    }
+    let mut stdin_open = true;
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![PollFd::new(master, PollFlags::IN)];
+        if stdin_open {
+            fds.push(PollFd::new(&stdin, PollFlags::IN));
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+        let master_ev = fds[0].revents();
+        let stdin_ev = fds
+            .get(1)
+            .map(|f| f.revents())
+            .unwrap_or(PollFlags::empty());
+        if master_ev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+            match rustix::io::read(master, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = std::io::stdout().write_all(&buf[..n]);
+                    let _ = std::io::stdout().flush();
+                }
+                // EIO: the last holder of the terminal's other side is gone
+                _ => break,
+            }
+        }
+        if stdin_ev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+            match rustix::io::read(stdin, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = rustix::io::write(master, &buf[..n]);
+                }
+                _ => stdin_open = false,
+            }
+        }
+    }
+    if let Some(t) = &saved {
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, t);
+    }
 }
 
 /// Waits for our child `pid`; its exit code (128+signal when killed).

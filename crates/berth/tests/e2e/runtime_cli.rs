@@ -643,6 +643,35 @@ priv_test! {
         });
         let rt = Rt::new();
         let bundle_arg = b.to_str().expect("utf-8");
+
+        // a foreground run without a console socket proxies the terminal itself (script(1)
+        // gives it one): input reaches the container, the size is passed on, the code returns
+        let fg = bundle(&work.path().join("fg"), |s| {
+            s["process"]["terminal"] = json!(true);
+            s["process"]["args"] = json!(["sh", "-c", "stty size; read x; echo got $x; exit 4"]);
+        });
+        let cmd = format!(
+            "stty rows 21 cols 91; {} runtime --root {} run --bundle {} fgtty; echo rc=$?",
+            Berth::bin().display(),
+            rt.root.path().display(),
+            fg.display()
+        );
+        let mut script = Command::new("script");
+        script.args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = script.spawn().expect("script runs");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"typed\n").expect("write");
+            // keep stdin open until the container answered
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+        }
+        let out = child.wait_with_output().expect("script exits");
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(text.contains("21 91"), "{text:?}");
+        assert!(text.contains("got typed"), "{text:?}");
+        assert!(text.contains("rc=4"), "{text:?}");
+
         rt.ok(&["create", "--bundle", bundle_arg, "--console-socket", sock.to_str().expect("utf-8"), "tty1"]);
         rt.ok(&["start", "tty1"]);
         let text = receiver.join().expect("receiver");
