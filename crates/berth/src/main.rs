@@ -154,6 +154,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if matches!(cli.command, Command::Runtime { .. }) {
+        // reached only with berth's global flags before `runtime`: the runtime must run in a
+        // single-threaded process, so it is never started from here
+        output::error(
+            "berth runtime takes runc's global flags after the word `runtime` \
+             (berth runtime --root DIR ...), not berth's before it",
+        );
+        return ExitCode::from(125);
+    }
     output::init_logging(&cli.global, matches!(cli.command, Command::Daemon(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -204,8 +213,8 @@ fn main() -> ExitCode {
             Command::Info(a) => commands::system::info(a, &g).await,
             Command::Login(a) => commands::login::login(a, &g).await,
             Command::Logout(a) => commands::login::logout(a, &g).await,
-            // intercepted before clap in main(); reached only as `berth --root X runtime`
-            Command::Runtime { args } => Ok(runc::main(args)),
+            // intercepted before clap, refused above with berth's global flags
+            Command::Runtime { .. } => Ok(125),
         };
         match result {
             Ok(code) => code,

@@ -337,6 +337,16 @@ priv_test! {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(std::fs::read_to_string(&fd_file).expect("fd3 file").trim(), "through-fd-3");
 
+        // berth's own global flags before `runtime` are refused (the runtime must not start
+        // from berth's multi-threaded CLI path)
+        let out = output_via_files({
+            let mut c = Command::new(Berth::bin());
+            c.args(["--root", "/nonexistent", "runtime", "list"]).stdin(Stdio::null());
+            c
+        });
+        assert_eq!(out.status.code(), Some(125));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("after the word `runtime`"));
+
         // spec refuses to overwrite; features is runc's JSON
         let (_, err) = rt.fails(&["spec", "--bundle", bundle_arg]);
         assert!(err.contains("exists"), "{err}");
