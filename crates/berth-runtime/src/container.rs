@@ -377,3 +377,20 @@ impl Created {
         }
     }
 }
+
+/// Blocks `signals` and returns a signalfd that reads them, for a runtime process that
+/// forwards signals to its container (`berth runtime run` in the foreground). Call it after
+/// the container process was created: children inherit the blocked set.
+pub fn signalfd(signals: &[i32]) -> std::io::Result<OwnedFd> {
+    sys::block_into_signalfd(signals)
+}
+
+/// Reads one signal number from a [`signalfd`] (its `signalfd_siginfo` starts with it).
+pub fn read_signal(fd: &OwnedFd) -> std::io::Result<i32> {
+    let mut info = [0u8; 128];
+    let n = rustix::io::read(fd, &mut info)?;
+    if n < 4 {
+        return Err(std::io::Error::other("short read from signalfd"));
+    }
+    Ok(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32)
+}

@@ -15,5 +15,7 @@ pub mod shim;
 mod sys;
 pub mod user;
 
-pub use container::{create, create_oci, ChildHooks, CreateOptions, Created, RuntimeError};
+pub use container::{
+    create, create_oci, read_signal, signalfd, ChildHooks, CreateOptions, Created, RuntimeError,
+};
 pub use init::ProcessIo;

@@ -488,58 +488,115 @@ pub fn run(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     if detach {
         return Ok(0);
     }
-    if let Some(m) = master {
-        proxy_terminal(&m);
-    }
-    let code = wait_exit(created.pid);
+    let code = foreground(created.pid, master.as_ref());
     if !p.has("keep") {
         destroy(ctx, &st)?;
     }
     Ok(code)
 }
 
-/// Copies our stdin to the container's terminal and its output to our stdout until the
-/// terminal closes (every process holding it exited); our own terminal is raw meanwhile.
-fn proxy_terminal(master: &OwnedFd) {
+/// The foreground of `run`: forwards signals to the container process (SIGWINCH resizes its
+/// terminal), and with a terminal copies our stdin to it and its output to our stdout (our
+/// own terminal raw meanwhile); returns the container's exit code.
+fn foreground(pid: i32, master: Option<&OwnedFd>) -> u8 {
     use rustix::event::{PollFd, PollFlags};
+    let forwarded = [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+        libc::SIGCHLD,
+    ];
+    let Ok(sigfd) = berth_runtime::signalfd(&forwarded) else {
+        return wait_exit(pid);
+    };
+    let target = rustix::process::Pid::from_raw(pid);
     let stdin = rustix::stdio::stdin();
-    let saved = rustix::termios::tcgetattr(stdin).ok();
+    let saved = master.and_then(|_| rustix::termios::tcgetattr(stdin).ok());
     if let Some(t) = &saved {
         let mut raw = t.clone();
         raw.make_raw();
         let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
     }
-    let mut stdin_open = true;
-    let mut buf = [0u8; 8192];
-    loop {
-        let mut fds = vec![PollFd::new(master, PollFlags::IN)];
-        if stdin_open {
-            fds.push(PollFd::new(&stdin, PollFlags::IN));
+    let exited = || -> Option<u8> {
+        let status = rustix::process::waitpid(target, rustix::process::WaitOptions::NOHANG)
+            .ok()??
+            .1;
+        if let Some(c) = status.exit_status() {
+            return Some(c as u8);
         }
-        match rustix::event::poll(&mut fds, None) {
+        status.terminating_signal().map(|s| (128 + s) as u8)
+    };
+    let mut terminal_open = master.is_some();
+    let mut stdin_open = master.is_some();
+    let mut code = exited();
+    let mut buf = [0u8; 8192];
+    while code.is_none() || terminal_open {
+        let mut fds = vec![PollFd::new(&sigfd, PollFlags::IN)];
+        if let (Some(m), true) = (master, terminal_open) {
+            fds.push(PollFd::new(m, PollFlags::IN));
+            if stdin_open {
+                fds.push(PollFd::new(&stdin, PollFlags::IN));
+            }
+        }
+        // once the process exited, only the terminal's last output is awaited
+        let wait = code.map(|_| rustix::time::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        match rustix::event::poll(&mut fds, wait.as_ref()) {
+            Ok(0) => break,
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => break,
         }
-        let master_ev = fds[0].revents();
-        let stdin_ev = fds
-            .get(1)
-            .map(|f| f.revents())
-            .unwrap_or(PollFlags::empty());
-        if master_ev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-            match rustix::io::read(master, &mut buf) {
+        let ev: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        let ready = |i: usize| {
+            ev.get(i)
+                .is_some_and(|e| e.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR))
+        };
+        if ready(0) {
+            if let Ok(sig) = berth_runtime::read_signal(&sigfd) {
+                match sig {
+                    libc::SIGCHLD => {}
+                    libc::SIGWINCH => {
+                        if let (Some(m), Ok(size)) = (master, rustix::termios::tcgetwinsize(stdin))
+                        {
+                            let _ = rustix::termios::tcsetwinsize(m, size);
+                        }
+                    }
+                    other => {
+                        if let (Some(p), Some(s)) =
+                            (target, rustix::process::Signal::from_named_raw(other))
+                        {
+                            let _ = rustix::process::kill_process(p, s);
+                        }
+                    }
+                }
+            }
+            if code.is_none() {
+                code = exited();
+            }
+        }
+        if let (Some(m), true) = (master, ready(1)) {
+            match rustix::io::read(m, &mut buf) {
                 Ok(n) if n > 0 => {
                     let _ = std::io::stdout().write_all(&buf[..n]);
                     let _ = std::io::stdout().flush();
                 }
                 // EIO: the last holder of the terminal's other side is gone
-                _ => break,
+                _ => terminal_open = false,
             }
         }
-        if stdin_ev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+        if ready(2) {
             match rustix::io::read(stdin, &mut buf) {
                 Ok(n) if n > 0 => {
-                    let _ = rustix::io::write(master, &buf[..n]);
+                    if let Some(m) = master {
+                        let _ = rustix::io::write(m, &buf[..n]);
+                    }
                 }
                 _ => stdin_open = false,
             }
@@ -548,6 +605,7 @@ fn proxy_terminal(master: &OwnedFd) {
     if let Some(t) = &saved {
         let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, t);
     }
+    code.unwrap_or_else(|| wait_exit(pid))
 }
 
 /// Waits for our child `pid`; its exit code (128+signal when killed).

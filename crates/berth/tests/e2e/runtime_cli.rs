@@ -320,6 +320,21 @@ priv_test! {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
         assert!(rt.ok(&["list", "-q"]).trim().is_empty());
 
+        // a foreground run forwards signals to the container process
+        let trap = bundle(&work.path().join("trap"), |s| {
+            s["process"]["args"] = json!(["sh", "-c", "trap 'exit 7' TERM; echo ready > /out/trap; sleep 1000 & wait"]);
+            s["mounts"].as_array_mut().expect("mounts").push(bind(&out_dir, "/out"));
+        });
+        let mut fg_run = rt.command(&["run", "--bundle", trap.to_str().expect("utf-8"), "trap"]);
+        fg_run.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = fg_run.spawn().expect("run starts");
+        wait_for("the trap to be set", || out_dir.join("trap").exists());
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal berth");
+        let status = child.wait().expect("run exits");
+        assert_eq!(status.code(), Some(7), "SIGTERM reached the container");
+        assert!(rt.ok(&["list", "-q"]).trim().is_empty());
+
         // --preserve-fds: fd 3 of the caller reaches the container process
         let fds = bundle(&work.path().join("fds"), |s| s["process"]["args"] = json!(["sh", "-c", "echo through-fd-3 >&3"]));
         let fd_file = work.path().join("fd3");
