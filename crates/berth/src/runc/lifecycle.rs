@@ -193,6 +193,8 @@ pub fn send_fd(socket: &impl AsFd, fd: &impl AsFd, name: &str) -> std::io::Resul
 struct Made {
     state: State,
     created: berth_runtime::Created,
+    /// The container's cgroup.
+    cgroup: Option<berth_runtime::cgroup::Cgroup>,
     /// A foreground `run` with a terminal: the pseudo-terminal's master, proxied to our stdio.
     master: Option<OwnedFd>,
 }
@@ -279,6 +281,8 @@ fn create_container(
         poststart: hooks.poststart().clone().unwrap_or_default(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
     };
+    // the cgroup made for the process, kept for a foreground run's clean-up
+    let mut made_cgroup: Option<berth_runtime::cgroup::Cgroup> = None;
     let result = (|| -> anyhow::Result<berth_runtime::Created> {
         let start_fd = if fifo {
             let path = st.fifo(&ctx.root);
@@ -316,6 +320,7 @@ fn create_container(
         ];
         let resources = Some(with_default_devices(&linux));
         let st_ref = &st;
+        let made_cgroup = &mut made_cgroup;
         let join = |pid: i32| -> Result<(), String> {
             let m = berth_runtime::cgroup::CgroupManager::detect(
                 berth_runtime::cgroup::DEFAULT_ROOT,
@@ -329,6 +334,7 @@ fn create_container(
             }
             let p = rustix::process::Pid::from_raw(pid).ok_or("invalid pid")?;
             m.add_pid(p).map_err(|e| chain(&e))?;
+            *made_cgroup = Some(m);
             let mut hs = st_ref.hook_state("creating");
             hs.pid = pid;
             let json = hs.to_json();
@@ -376,6 +382,7 @@ fn create_container(
     Ok(Made {
         state: st,
         created,
+        cgroup: made_cgroup,
         master,
     })
 }
@@ -482,6 +489,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     let Made {
         state: st,
         created,
+        cgroup,
         master,
     } = create_container(ctx, &id, &p, false, !detach)?;
     poststart(ctx, &st);
@@ -490,7 +498,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     }
     let code = foreground(created.pid, master.as_ref());
     if !p.has("keep") {
-        destroy(ctx, &st)?;
+        destroy(ctx, &st, cgroup)?;
     }
     Ok(code)
 }
@@ -630,11 +638,13 @@ pub fn wait_exit(pid: i32) -> u8 {
 }
 
 /// Removes everything of a stopped container: cgroup, poststop hooks, state.
-fn destroy(ctx: &Ctx, st: &State) -> anyhow::Result<()> {
-    if let Ok(cg) = st.cgroup() {
-        if cg.exists() {
-            cg.destroy().map_err(|e| anyhow::anyhow!(chain(&e)))?;
-        }
+fn destroy(
+    ctx: &Ctx,
+    st: &State,
+    cgroup: Option<berth_runtime::cgroup::Cgroup>,
+) -> anyhow::Result<()> {
+    if let Some(cg) = cgroup.map_or_else(|| st.cgroup().ok(), Some) {
+        cg.destroy().map_err(|e| anyhow::anyhow!(chain(&e)))?;
     }
     if !st.poststop.is_empty() {
         let json = st.hook_state("stopped").to_json();
@@ -789,7 +799,7 @@ pub fn delete(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
             }
         }
     }
-    destroy(ctx, &st)?;
+    destroy(ctx, &st, None)?;
     Ok(0)
 }
 
