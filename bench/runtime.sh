@@ -10,7 +10,9 @@
 #      capabilities, masked paths and device rules; no cgroupsPath, so each uses its own
 #      default cgroup /<id>).
 #   3. Runs hyperfine -N (no shell) with the three commands side by side, each runtime with its
-#      own --root state directory.  Each run uses the container id of its runtime afresh:
+#      own --root state directory, in $ROUNDS rounds of $RUNS runs per command, the order of
+#      the commands rotated every round (load bursts on a shared machine hit all alike); the
+#      times of all rounds are pooled and their median, mean, sd, min and max reported.  Each run uses the container id of its runtime afresh:
 #      hyperfine's --prepare force-deletes that id (`delete -f`) before every run (not timed),
 #      so no run sees state left by another, and a failed run cannot poison the next.
 #   4. Writes raw JSON to bench/results/runtime-<stamp>/ and replaces the "## Runtime" section
@@ -23,13 +25,15 @@
 #
 # Usage: bash bench/runtime.sh        (as root)
 # Env:   BERTH=/path/to/berth (default: cargo build --release; target dir $CARGO_TARGET_DIR
-#        or the workspace's)   RUNS=100   WARMUP=10   KEEP_TMP=1
+#        or the workspace's)   ROUNDS=5   RUNS=40 (per round and command)   WARMUP=5
+#        KEEP_TMP=1
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
-RUNS="${RUNS:-100}"
-WARMUP="${WARMUP:-10}"
+RUNS="${RUNS:-40}"
+WARMUP="${WARMUP:-5}"
+ROUNDS="${ROUNDS:-5}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RES="$BENCH_DIR/results/runtime-$STAMP"
 
@@ -96,24 +100,42 @@ fi
 $BERTH_CMD
 $CRUN_CMD
 $RUNC_CMD
-hyperfine -N --style basic --warmup $WARMUP --runs $RUNS --export-json "$RES/runtime.json" \\
-    --prepare "$BERTH runtime --root $T/state/berth delete -f bench-berth" -n "berth runtime run" "$BERTH_CMD" \\
-    --prepare "crun --root $T/state/crun delete -f bench-crun" -n "crun run" "$CRUN_CMD" \\
-    --prepare "runc --root $T/state/runc delete -f bench-runc" -n "runc run" "$RUNC_CMD"
+# rounds, the order of the runtimes rotated each round, so a burst of load on this shared
+# machine hits all of them alike; the times of all rounds are pooled afterwards
+names=("berth runtime run" "crun run" "runc run")
+cmds=("$BERTH_CMD" "$CRUN_CMD" "$RUNC_CMD")
+preps=("$BERTH runtime --root $T/state/berth delete -f bench-berth" "crun --root $T/state/crun delete -f bench-crun" "runc --root $T/state/runc delete -f bench-runc")
+for round in \$(seq 1 $ROUNDS); do
+    args=()
+    for k in 0 1 2; do
+        i=\$(( (k + round) % 3 ))
+        args+=(--prepare "\${preps[\$i]}" -n "\${names[\$i]}" "\${cmds[\$i]}")
+    done
+    hyperfine -N --style basic --warmup $WARMUP --runs $RUNS --export-json "$RES/round-\$round.json" "\${args[@]}"
+done
 INNER
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "hyperfine: $RUNS runs each, $WARMUP warm-ups, load $LOAD_BEFORE"
+log "hyperfine: $ROUNDS rounds of $RUNS runs each, $WARMUP warm-ups, load $LOAD_BEFORE"
 unshare -m --propagation slave bash "$T/inner.sh" >&2
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+# pooled times of every round, per command
+jq -s '[.[].results[]] | group_by(.command) | map({command: .[0].command, times: (map(.times) | add)})
+       | map(. + {n: (.times | length), sorted: (.times | sort)})
+       | map(. + {median: (if .n % 2 == 1 then .sorted[(.n - 1) / 2] else (.sorted[.n / 2 - 1] + .sorted[.n / 2]) / 2 end),
+                  mean: ((.times | add) / .n), min: .sorted[0], max: .sorted[-1]})
+       | map(. as $r | . + {stddev: (if .n > 1 then (($r.times | map((. - $r.mean) * (. - $r.mean)) | add) / (.n - 1) | sqrt) else 0 end)})
+       | {results: map(del(.sorted))}' "$RES"/round-*.json >"$RES/runtime.json"
 ms() { jq -r --arg n "$1" --arg f "$2" '.results[] | select(.command==$n) | .[$f]*1000*100 | round/100' "$RES/runtime.json"; }
 row() {
     local n="$1"
     local med mean sd min max
     med="$(ms "$n" median)"; mean="$(ms "$n" mean)"; sd="$(ms "$n" stddev)"
     min="$(ms "$n" min)"; max="$(ms "$n" max)"
-    echo "| \`$n\` | **$med ms** | $mean ± $sd ms | $min ms | $max ms |"
+    local runs
+    runs="$(jq -r --arg n "$n" '.results[] | select(.command==$n) | .n' "$RES/runtime.json")"
+    echo "| \`$n\` | **$med ms** | $mean ± $sd ms | $min ms | $max ms | $runs |"
 }
 B_MED="$(ms "berth runtime run" median)"
 C_MED="$(ms "crun run" median)"
@@ -128,10 +150,10 @@ SECTION="$T/section.md"
     echo
     echo "- Machine: $(nproc) CPUs, kernel $(uname -r), cgroup v1 (hybrid; the cgroup2 mount hidden in the benchmark's private mount namespace for crun 1.8). Shared and noisy: other work runs beside it; load average before / after: $LOAD_BEFORE / $LOAD_AFTER."
     echo "- Versions: berth $("$BERTH" runtime --version | head -1 | awk '{print $3}') ($BERTH); $(crun --version | head -1); $(runc --version | head -1)."
-    echo "- Method: one hyperfine -N run, the three commands side by side, $WARMUP warm-ups and $RUNS runs each, on one bundle (busybox-static root, \`runc spec\` with terminal=false and args [\"true\"]); every run is a foreground \`run\` (create, start, wait for exit, delete); \`--prepare\` force-deletes the id first (not timed)."
+    echo "- Method: hyperfine -N, the three commands side by side in $ROUNDS rounds (order rotated every round; $WARMUP warm-ups and $RUNS runs per command and round; all rounds pooled), on one bundle (busybox-static root, \`runc spec\` with terminal=false and args [\"true\"]); every run is a foreground \`run\` (create, start, wait for exit, delete); \`--prepare\` force-deletes the id first (not timed)."
     echo
-    echo "| command | median | mean ± sd | min | max |"
-    echo "|---|---|---|---|---|"
+    echo "| command | median | mean ± sd | min | max | runs |"
+    echo "|---|---|---|---|---|---|"
     row "berth runtime run"
     row "crun run"
     row "runc run"
