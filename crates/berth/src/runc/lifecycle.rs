@@ -506,7 +506,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
 /// The foreground of `run`: forwards signals to the container process (SIGWINCH resizes its
 /// terminal), and with a terminal copies our stdin to it and its output to our stdout (our
 /// own terminal raw meanwhile); returns the container's exit code.
-fn foreground(pid: i32, master: Option<&OwnedFd>) -> u8 {
+pub fn foreground(pid: i32, master: Option<&OwnedFd>) -> u8 {
     use rustix::event::{PollFd, PollFlags};
     let forwarded = [
         libc::SIGINT,

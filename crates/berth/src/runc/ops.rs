@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::lifecycle::{load_spec, wait_exit, write_pid_file};
+use super::lifecycle::{foreground, load_spec, wait_exit, write_pid_file};
 use super::parse::{self, b, v};
 use super::state::State;
 use super::Ctx;
@@ -102,14 +102,24 @@ pub fn exec(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     if process.args.is_empty() {
         bail!("exec: no command given (args must not be empty)");
     }
+    let mut proxy = None;
     let io = match (process.tty, p.get("console-socket")) {
         (true, Some(sock)) => berth_runtime::ProcessIo::ConsoleSocket {
             socket: std::os::unix::net::UnixStream::connect(sock)
                 .with_context(|| format!("connecting to console socket {sock}"))?
                 .into(),
         },
+        (true, None) if p.has("detach") => {
+            bail!("cannot allocate tty if berth runtime will detach without setting console socket")
+        }
+        // in the foreground the terminal is proxied here: the process sends its master back
         (true, None) => {
-            bail!("exec --tty needs --console-socket (berth runtime does not proxy a terminal)")
+            let (ours, theirs) =
+                std::os::unix::net::UnixStream::pair().context("creating a socket pair")?;
+            proxy = Some(ours);
+            berth_runtime::ProcessIo::ConsoleSocket {
+                socket: theirs.into(),
+            }
         }
         (false, _) => berth_runtime::ProcessIo::Inherit,
     };
@@ -131,6 +141,10 @@ pub fn exec(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     }
     if p.has("detach") {
         return Ok(0);
+    }
+    if let Some(sock) = proxy {
+        let master = berth_runtime::exec::recv_fd(&sock).context("receiving the terminal")?;
+        return Ok(foreground(created.pid, Some(&master)));
     }
     Ok(wait_exit(created.pid))
 }

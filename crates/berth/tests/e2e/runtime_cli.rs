@@ -697,6 +697,29 @@ priv_test! {
         assert!(text.contains("got typed"), "{text:?}");
         assert!(text.contains("rc=4"), "{text:?}");
 
+        // exec --tty in the foreground proxies the exec's terminal the same way
+        let sleeper = bundle(&work.path().join("sleeper"), |s| s["process"]["args"] = json!(["sleep", "1000"]));
+        rt.ok(&["run", "-d", "--bundle", sleeper.to_str().expect("utf-8"), "sleeper"]);
+        let cmd = format!(
+            "{} runtime --root {} exec -t sleeper sh -c 'tty; read x; echo exec-got $x; exit 6'; echo rc=$?",
+            Berth::bin().display(),
+            rt.root.path().display()
+        );
+        let mut script = Command::new("script");
+        script.args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = script.spawn().expect("script runs");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"line\n").expect("write");
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+        }
+        let out = child.wait_with_output().expect("script exits");
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(text.contains("/dev/pts/"), "{text:?}");
+        assert!(text.contains("exec-got line") && text.contains("rc=6"), "{text:?}");
+        rt.ok(&["delete", "-f", "sleeper"]);
+
         rt.ok(&["create", "--bundle", bundle_arg, "--console-socket", sock.to_str().expect("utf-8"), "tty1"]);
         rt.ok(&["start", "tty1"]);
         let text = receiver.join().expect("receiver");
