@@ -65,6 +65,19 @@ pub struct CreateOptions<'a> {
     pub preserve_fds: u32,
 }
 
+/// What the container process does for runc's mode besides the spec: the hooks that run in
+/// the container (createContainer before pivot_root, startContainer just before execve), with
+/// the state they read on stdin (its `pid` and `status` are filled in by the process).
+#[derive(Clone, Debug, Default)]
+pub struct ChildHooks {
+    /// The container's state as hooks see it.
+    pub state: crate::hooks::OciState,
+    /// createContainer hooks.
+    pub create_container: Vec<oci_spec::runtime::Hook>,
+    /// startContainer hooks.
+    pub start_container: Vec<oci_spec::runtime::Hook>,
+}
+
 /// A container process that exists (waiting to start, or running).
 pub struct Created {
     /// Its pid in the caller's pid namespace.
@@ -119,6 +132,38 @@ pub fn create(
     opts: CreateOptions<'_>,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, RuntimeError> {
+    create_inner(opts, None, None, join_cgroup)
+}
+
+/// Like [`create`] with `wait_for_start`, but the process waits for a byte on `start` (the
+/// read side of runc's exec fifo, opened read-write so it never sees EOF) instead of a pipe
+/// this process holds: another process (`berth runtime start`) lets it run.
+pub fn create_waiting_on(
+    opts: CreateOptions<'_>,
+    start: OwnedFd,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
+    create_inner(opts, Some(start), None, join_cgroup)
+}
+
+/// The container process of `berth runtime` (runc's command line): like [`create`] (or
+/// [`create_waiting_on`] with `start`), and the process runs `hooks` itself and honours the
+/// parts of the spec only that mode accepts (personality, the seccomp listener socket).
+pub fn create_oci(
+    opts: CreateOptions<'_>,
+    start: Option<OwnedFd>,
+    hooks: ChildHooks,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
+    create_inner(opts, start, Some(hooks), join_cgroup)
+}
+
+fn create_inner(
+    opts: CreateOptions<'_>,
+    start_fd: Option<OwnedFd>,
+    hooks: Option<ChildHooks>,
+    join_cgroup: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, RuntimeError> {
     let spec = opts.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     let root = spec
@@ -141,10 +186,16 @@ pub fn create(
     let mut unshare_cgroup = false;
     for ns in linux.namespaces().clone().unwrap_or_default() {
         match (ns.typ(), ns.path()) {
-            (LinuxNamespaceType::User, _) => {
-                return Err(RuntimeError::Spec(
-                    "user namespaces are not supported yet; remove the \"user\" namespace".into(),
-                ))
+            (LinuxNamespaceType::User, None) => {
+                let mapped = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                    m.as_ref().is_some_and(|m| !m.is_empty())
+                };
+                if !mapped(linux.uid_mappings()) || !mapped(linux.gid_mappings()) {
+                    return Err(RuntimeError::Spec(
+                        "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+                    ));
+                }
+                flags |= libc::CLONE_NEWUSER;
             }
             (LinuxNamespaceType::Time, _) => {
                 return Err(RuntimeError::Spec(
@@ -166,15 +217,40 @@ pub fn create(
             (t, None) => flags |= clone_flag(t).unwrap_or(0),
         }
     }
+    // a user namespace to join goes first: the others may belong to it
+    join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
     let seccomp = match linux.seccomp() {
         Some(profile) => Some(crate::seccomp::compile(profile).map_err(RuntimeError::Seccomp)?),
         None => None,
     };
+    // a new user namespace gets its mappings from here, before the child goes on
+    let maps = (flags & libc::CLONE_NEWUSER != 0).then(|| {
+        let render = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+            m.iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+        (render(linux.uid_mappings()), render(linux.gid_mappings()))
+    });
+    let join_cgroup = move |pid: i32| -> Result<(), String> {
+        join_cgroup(pid)?;
+        if let Some((uid_map, gid_map)) = &maps {
+            for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+                let path = format!("/proc/{pid}/{file}");
+                std::fs::write(&path, map)
+                    .map_err(|e| format!("writing {path} ({}): {e}", map.trim()))?;
+            }
+        }
+        Ok(())
+    };
+    let new_user_namespace = flags & libc::CLONE_NEWUSER != 0;
     let (overlay, io) = (opts.overlay, opts.io);
     let preserve_fds = opts.preserve_fds;
     spawn_child(
         flags,
-        opts.wait_for_start,
+        opts.wait_for_start || start_fd.is_some(),
+        start_fd,
         join_cgroup,
         move |go, status, start| {
             run_child(ChildPlan {
@@ -189,6 +265,8 @@ pub fn create(
                 unshare_cgroup,
                 join,
                 seccomp,
+                hooks,
+                new_user_namespace,
             })
         },
     )
@@ -201,6 +279,7 @@ pub fn create(
 pub(crate) fn spawn_child(
     flags: libc::c_int,
     wait_for_start: bool,
+    start_fd: Option<OwnedFd>,
     join_cgroup: impl FnOnce(i32) -> Result<(), String>,
     child: impl FnOnce(OwnedFd, OwnedFd, Option<OwnedFd>),
 ) -> Result<Created, RuntimeError> {
@@ -208,7 +287,9 @@ pub(crate) fn spawn_child(
         .map_err(|e| io("creating sync pipe")(e.into()))?;
     let (st_r, st_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| io("creating status pipe")(e.into()))?;
-    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if wait_for_start {
+    let (start_r, start_w): (Option<OwnedFd>, Option<OwnedFd>) = if let Some(fd) = start_fd {
+        (Some(fd), None)
+    } else if wait_for_start {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io("creating start pipe")(e.into()))?;
         (Some(r), Some(w))
@@ -295,4 +376,21 @@ impl Created {
             }),
         }
     }
+}
+
+/// Blocks `signals` and returns a signalfd that reads them, for a runtime process that
+/// forwards signals to its container (`berth runtime run` in the foreground). Call it after
+/// the container process was created: children inherit the blocked set.
+pub fn signalfd(signals: &[i32]) -> std::io::Result<OwnedFd> {
+    sys::block_into_signalfd(signals)
+}
+
+/// Reads one signal number from a [`signalfd`] (its `signalfd_siginfo` starts with it).
+pub fn read_signal(fd: &OwnedFd) -> std::io::Result<i32> {
+    let mut info = [0u8; 128];
+    let n = rustix::io::read(fd, &mut info)?;
+    if n < 4 {
+        return Err(std::io::Error::other("short read from signalfd"));
+    }
+    Ok(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32)
 }

@@ -189,6 +189,7 @@ pub fn exec(
     spawn_child(
         0,
         opts.wait_for_start,
+        None,
         join_cgroup,
         move |go, status, start| {
             run_exec_child(ExecChildPlan {

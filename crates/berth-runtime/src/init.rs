@@ -76,6 +76,20 @@ pub(crate) struct ChildPlan<'a> {
     pub unshare_cgroup: bool,
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
+    /// runc's mode: hooks the process runs itself (and the state they read).
+    pub hooks: Option<crate::container::ChildHooks>,
+    /// The process was cloned into a new user namespace (its maps are written at `go`).
+    pub new_user_namespace: bool,
+}
+
+/// What only `berth runtime`'s container process does before execve: startContainer hooks
+/// and handing the seccomp listener to the agent at the spec's `listenerPath`.
+#[derive(Default)]
+pub(crate) struct ExecExtras {
+    /// startContainer hooks and the state for them (and for the listener).
+    pub hooks: Option<crate::container::ChildHooks>,
+    /// Connected to `listenerPath` before pivot_root (the path is the runtime's view).
+    pub listener: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Runs in the child: never returns.
@@ -202,6 +216,12 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         sync_with_parent(&plan.go, plan.unshare_cgroup)?;
         synced = true;
     }
+    if plan.new_user_namespace {
+        // the parent wrote the id maps: become the namespace's root (host ids of the map)
+        rustix::thread::set_keep_capabilities(true)
+            .map_err(fail("keeping capabilities across setuid"))?;
+        sys::set_ids(0, 0, &[]).map_err(fail("becoming root of the user namespace"))?;
+    }
     for (typ, path) in &plan.join {
         let f = std::fs::File::open(path).map_err(|e| {
             InitFailure::new(125, format!("opening namespace {}: {e}", path.display()))
@@ -221,6 +241,29 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         .clone()
         .ok_or_else(|| InitFailure::new(125, "config.json has no process"))?;
     let linux = spec.linux().clone().unwrap_or_default();
+    // runc's mode: this process's pid as the runtime sees it (the host's /proc, before
+    // pivot_root), for the state hooks and the seccomp agent read; and the agent's socket,
+    // reached through the runtime's view of the file system
+    let mut extras = ExecExtras::default();
+    if let Some(mut hooks) = plan.hooks.take() {
+        hooks.state.pid = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse().ok())
+            .unwrap_or(0);
+        if let Some(path) = plan.seccomp.as_ref().and_then(|s| s.listener_path()) {
+            let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+                InitFailure::new(
+                    125,
+                    format!(
+                        "connecting to the seccomp listener socket {}: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+            extras.listener = Some(sock);
+        }
+        extras.hooks = Some(hooks);
+    }
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
 
@@ -247,11 +290,24 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
             ProcessIo::Terminal { path, .. } => Some(path.clone()),
             _ => None,
         };
+        let create_hooks = || -> std::io::Result<()> {
+            let Some(h) = &extras.hooks else {
+                return Ok(());
+            };
+            if h.create_container.is_empty() {
+                return Ok(());
+            }
+            let mut state = h.state.clone();
+            state.status = "creating".into();
+            crate::hooks::run("createContainer", &h.create_container, &state.to_json())
+                .map_err(|e| std::io::Error::other(crate::error_chain(&e)))
+        };
         let rplan = RootfsPlan {
             spec,
             rootfs: plan.rootfs.clone(),
             overlay: plan.overlay.take(),
             console,
+            before_pivot: Some(&create_hooks),
         };
         let (go, unshare_cgroup) = (&plan.go, plan.unshare_cgroup);
         let mut sync_error = None;
@@ -280,6 +336,9 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         return Err(InitFailure::new(125, "a mount namespace is required (berth does not run containers in the host's mount namespace)"));
     }
 
+    if let Some(p) = linux.personality() {
+        set_personality(p)?;
+    }
     let seccomp = plan.seccomp.take();
     let start = plan.start.take();
     apply_and_exec(
@@ -288,7 +347,63 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
         plan.preserve_fds,
         &plan.status,
         start,
+        extras,
     )
+}
+
+/// `linux.personality`: the execution domain (LINUX, LINUX32); no flags are defined.
+fn set_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<(), InitFailure> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    const PER_LINUX: u64 = 0;
+    const PER_LINUX32: u64 = 8;
+    if let Some(flag) = p.flags().as_ref().and_then(|f| f.first()) {
+        return Err(InitFailure::new(
+            125,
+            format!("linux.personality.flags: unknown flag {flag:?} (the spec defines none)"),
+        ));
+    }
+    let domain = match p.domain() {
+        D::PerLinux => PER_LINUX,
+        D::PerLinux32 => PER_LINUX32,
+    };
+    sys::personality(domain).map_err(fail("setting the personality"))
+}
+
+/// Hands the seccomp listener fd to the agent: the container process state as JSON
+/// (runtime-spec `ContainerProcessState`) with the fd attached (SCM_RIGHTS).
+fn send_listener(
+    sock: &std::os::unix::net::UnixStream,
+    fd: &OwnedFd,
+    seccomp: &crate::seccomp::SeccompProgram,
+    hooks: Option<&crate::container::ChildHooks>,
+) -> Result<(), InitFailure> {
+    let mut state = hooks.map(|h| h.state.clone()).unwrap_or_default();
+    state.status = "creating".into();
+    let msg = serde_json::json!({
+        "ociVersion": state.oci_version,
+        "fds": ["seccompFd"],
+        "pid": state.pid,
+        "metadata": seccomp.listener_metadata().unwrap_or(""),
+        "state": state,
+    });
+    let bytes = serde_json::to_vec(&msg).map_err(fail("encoding the seccomp state"))?;
+    let fds = [std::os::fd::AsFd::as_fd(fd)];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(InitFailure::new(
+            125,
+            "seccomp listener: control buffer too small",
+        ));
+    }
+    rustix::net::sendmsg(
+        sock,
+        &[std::io::IoSlice::new(&bytes)],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )
+    .map_err(fail("sending the seccomp listener fd"))?;
+    Ok(())
 }
 
 /// The process part shared by a container's init and `exec`: rlimits, oom score, seccomp,
@@ -301,7 +416,17 @@ pub(crate) fn apply_and_exec(
     preserve_fds: u32,
     status: &OwnedFd,
     start: Option<OwnedFd>,
+    extras: ExecExtras,
 ) -> Result<std::convert::Infallible, InitFailure> {
+    let load_seccomp = |p: &crate::seccomp::SeccompProgram| -> Result<(), InitFailure> {
+        let listener = p
+            .load()
+            .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
+        if let (Some(fd), Some(sock)) = (listener, &extras.listener) {
+            send_listener(sock, &fd, p, extras.hooks.as_ref())?;
+        }
+        Ok(())
+    };
     // limits and identity
     for r in process.rlimits().clone().unwrap_or_default() {
         let resource = rlimit_resource(r.typ());
@@ -349,8 +474,7 @@ pub(crate) fn apply_and_exec(
     // without no_new_privileges the filter must be loaded while we still hold CAP_SYS_ADMIN
     if !nnp {
         if let Some(p) = &seccomp {
-            p.load()
-                .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
+            load_seccomp(p)?;
         }
     }
     for n in 0..=sys::last_cap() {
@@ -428,6 +552,8 @@ pub(crate) fn apply_and_exec(
 
     // nothing of ours crosses exec: every fd above stdio (and preserved fds) becomes CLOEXEC
     sys::cloexec_from(3 + preserve_fds).map_err(fail("closing runtime file descriptors"))?;
+    // the start fd stays open (close-on-exec) until execve: runc's `start` waits for that
+    let mut _started = None;
     if let Some(start) = start {
         let mut status =
             std::fs::File::from(status.try_clone().map_err(fail("cloning status fd"))?);
@@ -445,13 +571,24 @@ pub(crate) fn apply_and_exec(
                 ))
             }
         }
+        _started = Some(start);
+    }
+    if let Some(h) = extras
+        .hooks
+        .as_ref()
+        .filter(|h| !h.start_container.is_empty())
+    {
+        let mut state = h.state.clone();
+        state.status = "created".into();
+        crate::hooks::run("startContainer", &h.start_container, &state.to_json())
+            .map_err(|e| InitFailure::new(125, crate::error_chain(&e)))?;
     }
     if nnp {
         if let Some(p) = &seccomp {
-            p.load()
-                .map_err(|e| InitFailure::new(125, format!("loading seccomp filter: {e}")))?;
+            load_seccomp(p)?;
         }
     }
+    apply_labels(process)?;
     let e = sys::execve(&cpath, &argv, &envp);
     Err(exec_failure(arg0, e))
 }
@@ -584,5 +721,46 @@ fn exec_setup(plan: &mut ExecChildPlan<'_>) -> Result<std::convert::Infallible, 
     }
     let seccomp = plan.seccomp.take();
     let start = plan.start.take();
-    apply_and_exec(&process, seccomp.as_ref(), 0, &plan.status, start)
+    apply_and_exec(
+        &process,
+        seccomp.as_ref(),
+        0,
+        &plan.status,
+        start,
+        ExecExtras::default(),
+    )
+}
+
+/// AppArmor profile and SELinux label for the exec that follows; refused by name on a host
+/// that has neither.
+fn apply_labels(process: &oci_spec::runtime::Process) -> Result<(), InitFailure> {
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let attr = "/proc/self/attr/apparmor/exec";
+        let attr = if Path::new(attr).exists() {
+            attr
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}")).map_err(|e| {
+            InitFailure::new(
+                125,
+                format!(
+                    "process.apparmorProfile {profile:?}: {e} (is AppArmor enabled on this host?)"
+                ),
+            )
+        })?;
+    }
+    if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        std::fs::write("/proc/self/attr/exec", label).map_err(|e| {
+            InitFailure::new(
+                125,
+                format!("process.selinuxLabel {label:?}: {e} (is SELinux enabled on this host?)"),
+            )
+        })?;
+    }
+    Ok(())
 }

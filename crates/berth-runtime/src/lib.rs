@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod container;
 pub mod defaults;
 pub mod exec;
+pub mod hooks;
 mod init;
 pub mod rootfs;
 pub mod seccomp;
@@ -14,7 +15,9 @@ pub mod shim;
 mod sys;
 pub mod user;
 
-pub use container::{create, CreateOptions, Created, RuntimeError};
+pub use container::{
+    create, create_oci, read_signal, signalfd, ChildHooks, CreateOptions, Created, RuntimeError,
+};
 
 /// An error and its sources, joined as `a: b: c` (a source already quoted by its parent's
 /// message is not repeated).

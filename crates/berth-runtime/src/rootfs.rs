@@ -460,14 +460,23 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     )
     .map_err(|e| err("opening device directory", parent_path)(e.into()))?;
     let _ = rustix::fs::unlinkat(&pdir, name, rustix::fs::AtFlags::empty());
-    rustix::fs::mknodat(
+    match rustix::fs::mknodat(
         &pdir,
         name,
         ft,
         Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)),
         dev,
-    )
-    .map_err(|e| err("creating device", path)(e.into()))?;
+    ) {
+        Ok(()) => {}
+        // in a user namespace nodes cannot be made: bind the host's node instead, as runc does
+        Err(rustix::io::Errno::PERM) if in_user_namespace() => {
+            let target = open_in_root(root, path, true).map_err(err("creating device", path))?;
+            sys::mount(Some(&cpath(path)), &fd_path(&target), None, MS_BIND, None)
+                .map_err(err("binding host device", path))?;
+            return Ok(());
+        }
+        Err(e) => return Err(err("creating device", path)(e.into())),
+    }
     rustix::fs::chownat(
         &pdir,
         name,
@@ -487,6 +496,13 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// Whether this process is in a user namespace other than the initial one.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
 /// What the child needs to build its root.
 pub struct RootfsPlan<'a> {
     /// The spec.
@@ -497,6 +513,9 @@ pub struct RootfsPlan<'a> {
     pub overlay: Option<String>,
     /// The console pty slave path, bind-mounted at /dev/console when a terminal is used.
     pub console: Option<PathBuf>,
+    /// Runs after every mount and device, just before pivot_root (createContainer hooks);
+    /// its error stops the setup.
+    pub before_pivot: Option<&'a dyn Fn() -> Result<(), io::Error>>,
 }
 
 /// Builds the root inside the (new) mount namespace and pivots into it.
@@ -516,6 +535,19 @@ pub fn setup(
         .unwrap_or(MS_SLAVE | MS_REC);
     sys::mount(None, c"/", None, prop, None).map_err(err("setting root propagation", "/"))?;
     let rootfs = cpath(&plan.rootfs);
+    if prop & MS_SHARED != 0 {
+        // pivot_root refuses a new root that is shared or whose parent mount is: make the
+        // mount holding the root private before the root is bound from it, as runc does
+        // (the first ancestor that is a mount point); "/" is made shared after the pivot
+        let mut dir = plan.rootfs.parent();
+        while let Some(d) = dir {
+            match sys::mount(None, &cpath(d), None, MS_PRIVATE, None) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => dir = d.parent(),
+                Err(e) => return Err(err("making the root's parent mount private", d)(e)),
+            }
+        }
+    }
     match &plan.overlay {
         Some(data) => {
             let data = cstr(data);
@@ -579,6 +611,9 @@ pub fn setup(
         }
     }
     drop(root);
+    if let Some(hook) = plan.before_pivot {
+        hook().map_err(err("running createContainer hooks in", &plan.rootfs))?;
+    }
     // pivot_root(".", ".") then detach the old root, as runc does: no temporary directory needed
     std::env::set_current_dir(&plan.rootfs).map_err(err("entering root", &plan.rootfs))?;
     rustix::process::pivot_root(".", ".")
@@ -588,12 +623,28 @@ pub fn setup(
         .map_err(err("making old root a slave", "/"))?;
     sys::umount2(c".", MNT_DETACH).map_err(err("detaching old root", "/"))?;
     std::env::set_current_dir("/").map_err(err("entering new root", "/"))?;
+    if prop & MS_SHARED != 0 {
+        sys::mount(None, c"/", None, prop, None).map_err(err("setting root propagation", "/"))?;
+    }
     Ok(())
 }
 
 /// After pivot_root: sysctls, read-only paths, masked paths, read-only root.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().clone().unwrap_or_default();
+    // the old root's detachment made every mount a slave (or private): a mount that asked for
+    // a propagation gets it again
+    for m in spec.mounts().iter().flatten() {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        if opts.propagation.is_empty() || m.typ().as_deref() == Some("cgroup") {
+            continue;
+        }
+        let dest = cpath(m.destination());
+        for p in &opts.propagation {
+            sys::mount(None, &dest, None, *p, None)
+                .map_err(err("setting propagation of", m.destination()))?;
+        }
+    }
     if let Some(sysctls) = linux.sysctl() {
         for (k, v) in sysctls {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));

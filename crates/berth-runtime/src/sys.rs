@@ -211,3 +211,40 @@ pub fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// `personality(persona)` (the execution domain of this process and what it execs).
+pub fn personality(persona: u64) -> io::Result<()> {
+    // SAFETY: personality takes an integer and only changes this process's persona.
+    if unsafe { libc::personality(persona as libc::c_ulong) } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Blocks `signals` in this (single-threaded) process and returns a signalfd that reads them
+/// (close-on-exec). Children forked afterwards inherit the mask: block only after cloning.
+pub fn block_into_signalfd(signals: &[i32]) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before any other use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t owned by this frame.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &s in signals {
+        // SAFETY: as above; an invalid number only makes sigaddset fail.
+        if unsafe { libc::sigaddset(&mut set, s) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: `set` is initialised; the old mask is not wanted (null).
+    if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: -1 asks for a new fd; `set` is initialised.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: signalfd returned a new fd that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

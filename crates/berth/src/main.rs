@@ -3,6 +3,7 @@
 mod commands;
 mod context;
 mod output;
+mod runc;
 
 use std::process::ExitCode;
 
@@ -104,6 +105,13 @@ enum Command {
     Info(commands::system::InfoArgs),
     /// Log in to a registry
     Login(commands::login::LoginArgs),
+    /// berth's OCI runtime with runc's command line (see `berth runtime --help`; also as `berth-runc`)
+    #[command(disable_help_flag = true)]
+    Runtime {
+        /// runc's arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Log out from a registry
     Logout(commands::login::LogoutArgs),
 }
@@ -111,7 +119,21 @@ enum Command {
 fn main() -> ExitCode {
     // the shim runs before anything else: no argument parser, no async runtime, one thread
     let mut args = std::env::args_os();
-    let first = args.nth(1);
+    // runc's command line: as `berth-runc` (a link) or `berth runtime ...`, synchronous
+    let argv0 = args.next();
+    let as_runc = argv0
+        .as_ref()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "berth-runc");
+    if as_runc || std::env::args_os().nth(1).is_some_and(|a| a == "runtime") {
+        let skip = usize::from(!as_runc);
+        let argv: Vec<String> = std::env::args_os()
+            .skip(1 + skip)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return ExitCode::from(runc::main(argv));
+    }
+    let first = args.next();
     if first.as_ref().is_some_and(|a| a == "zygote") && args.next().is_none() {
         // the daemon's shim fork server (berth_runtime::shim::zygote), stdin is its socket
         return ExitCode::from(berth_runtime::shim::zygote::main().clamp(0, 255) as u8);
@@ -132,6 +154,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if matches!(cli.command, Command::Runtime { .. }) {
+        // reached only with berth's global flags before `runtime`: the runtime must run in a
+        // single-threaded process, so it is never started from here
+        output::error(
+            "berth runtime takes runc's global flags after the word `runtime` \
+             (berth runtime --root DIR ...), not berth's before it",
+        );
+        return ExitCode::from(125);
+    }
     output::init_logging(&cli.global, matches!(cli.command, Command::Daemon(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -182,6 +213,8 @@ fn main() -> ExitCode {
             Command::Info(a) => commands::system::info(a, &g).await,
             Command::Login(a) => commands::login::login(a, &g).await,
             Command::Logout(a) => commands::login::logout(a, &g).await,
+            // intercepted before clap, refused above with berth's global flags
+            Command::Runtime { .. } => Ok(125),
         };
         match result {
             Ok(code) => code,

@@ -6,6 +6,7 @@ mod containers;
 mod exec;
 mod init_rootfs_runtime;
 mod observe;
+mod runtime_cli;
 mod support;
 
 use std::io::Write;
