@@ -17,6 +17,10 @@ fn engine() -> (tempfile::TempDir, Arc<Engine>) {
         pull: Default::default(),
         shim_exe: None,
         cgroup_parent: "berth-test".into(),
+        network: berth_engine::network::NetworkConfig {
+            bridge: None,
+            ..Default::default()
+        },
     })
     .expect("engine");
     (dir, Arc::new(engine))

@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod events;
 pub mod images;
+pub mod network;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,8 @@ pub struct EngineConfig {
     pub shim_exe: Option<PathBuf>,
     /// Parent cgroup of containers (`berth`).
     pub cgroup_parent: String,
+    /// The default bridge network.
+    pub network: network::NetworkConfig,
 }
 
 /// The engine: owns the store and the puller.
@@ -88,6 +91,7 @@ pub struct Engine {
     /// The shim fork server (started from `shim_exe`; `None` until started or after it broke).
     zygote: std::sync::Mutex<Option<berth_runtime::shim::zygote::Zygote>>,
     events: events::EventBus,
+    networks: network::Networks,
 }
 
 impl Engine {
@@ -101,6 +105,8 @@ impl Engine {
             EngineError::Internal(format!("creating {}: {e}", containers_dir.display()))
         })?;
         let containers = containers::ContainerStore::open(&config.root.join("engine.db"))?;
+        let networks =
+            network::Networks::open(config.network.clone(), &config.root.join("engine.db"))?;
         // directories of removed containers that a crash left half-deleted
         let _ = std::fs::remove_dir_all(config.root.join("trash"));
         let zygote = config.shim_exe.as_deref().and_then(|exe| {
@@ -116,6 +122,7 @@ impl Engine {
             containers,
             live: Default::default(),
             events: Default::default(),
+            networks,
         })
     }
 
@@ -132,6 +139,11 @@ impl Engine {
     /// The event bus (`GET /events`).
     pub fn events(&self) -> &events::EventBus {
         &self.events
+    }
+
+    /// Container networking.
+    pub fn networks(&self) -> &network::Networks {
+        &self.networks
     }
 
     /// The content store.
