@@ -5,6 +5,7 @@
 mod containers;
 mod exec;
 mod init_rootfs_runtime;
+mod network;
 mod observe;
 mod support;
 

@@ -28,10 +28,9 @@ impl Berth {
     /// A berth whose daemon makes the default bridge; call it only on a thread inside a
     /// network namespace of the test's own (`in_fresh_netns`).
     pub fn with_bridge() -> Berth {
-        Berth {
-            bridge: true,
-            ..Berth::new()
-        }
+        let mut b = Berth::new();
+        b.bridge = true;
+        b
     }
 
     pub fn bin() -> PathBuf {
@@ -233,6 +232,10 @@ pub fn shims_of(root: &Path) -> Vec<u32> {
 /// the body inherit the namespace.
 pub fn in_fresh_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
+        #[expect(
+            deprecated,
+            reason = "unsharing only the network namespace of this thread is sound; the unsafe twin guards other flags"
+        )]
         rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNET).expect("unshare -n");
         let up = Command::new("ip")
             .args(["link", "set", "lo", "up"])
