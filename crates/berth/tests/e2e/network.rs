@@ -156,9 +156,9 @@ priv_test! {
                 .args(["-n", "sleep", "300"])
                 .spawn()
                 .expect("unshare");
-            let _kill = KillOnDrop(remote.id());
+            let remote = KillOnDrop(remote);
             std::thread::sleep(Duration::from_millis(200));
-            let netns = format!("/proc/{}/ns/net", remote.id());
+            let netns = format!("/proc/{}/ns/net", remote.0.id());
             let sh = |cmd: &str| {
                 let s = Command::new("sh").args(["-c", cmd]).status().expect("sh");
                 assert!(s.success(), "{cmd}");
@@ -174,7 +174,7 @@ priv_test! {
                 .arg(docs.path())
                 .spawn()
                 .expect("httpd");
-            let _server = KillOnDrop(server.id());
+            let _server = KillOnDrop(server);
             // the remote host has no route back to 10.213/16: only NAT makes this work
             let got = b.ok(&["run", "--rm", &f.img, "wget", "-q", "-O", "-", "http://192.0.2.2/"]);
             assert_eq!(got.trim(), "remote");
@@ -216,14 +216,13 @@ priv_test! {
     }
 }
 
-/// Kills a process this test started, by pid, when the test ends.
-struct KillOnDrop(u32);
+/// A process this test started, killed and reaped when the test ends.
+struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
