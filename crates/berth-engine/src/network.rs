@@ -552,8 +552,12 @@ impl Networks {
     }
 
     async fn undo(&self, id: &str, endpoint: &Endpoint) {
-        if let Err(e) = self.nft.unpublish(endpoint.ip) {
-            tracing::warn!(container = id, error = %e, "cannot remove published ports");
+        // publishing is one nft transaction: an endpoint without recorded ports has none in
+        // the table, and reconcile sweeps any a crash left (so `run --rm` pays no `nft` run)
+        if !endpoint.ports.is_empty() {
+            if let Err(e) = self.nft.unpublish(endpoint.ip) {
+                tracing::warn!(container = id, error = %e, "cannot remove published ports");
+            }
         }
         match Netlink::connect() {
             Ok(nl) => {
