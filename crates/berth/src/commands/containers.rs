@@ -1537,3 +1537,31 @@ pub async fn top(args: TopArgs, g: &GlobalArgs) -> Result<u8> {
     output::table(&rows);
     Ok(0)
 }
+
+#[cfg(test)]
+mod publish_tests {
+    use super::*;
+
+    #[test]
+    fn publish_flags_become_docker_port_bindings() {
+        let (b, exposed) = publish_to_bindings(&[
+            "127.0.0.1:8080:80".into(),
+            "8000-8001:90-91/udp".into(),
+            "7000-7010:70".into(),
+            "60".into(),
+        ])
+        .expect("valid");
+        let host = |k: &str| (b[k][0].host_ip.clone(), b[k][0].host_port.clone());
+        assert_eq!(host("80/tcp"), ("127.0.0.1".into(), "8080".into()));
+        assert_eq!(host("91/udp"), (String::new(), "8001".into()));
+        assert_eq!(host("70/tcp"), (String::new(), "7000-7010".into()));
+        assert_eq!(host("60/tcp"), (String::new(), String::new()));
+        assert_eq!(exposed.len(), 5);
+        let e = publish_to_bindings(&["70000:80".into()]).expect_err("bad");
+        assert!(e.to_string().starts_with("invalid published port"), "{e}");
+        let ports = [
+            serde_json::json!({"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}),
+        ];
+        assert_eq!(ports_column(&ports), "0.0.0.0:8080->80/tcp");
+    }
+}
