@@ -16,6 +16,8 @@ have skopeo || need_pkgs+=(skopeo)
 have htpasswd || need_pkgs+=(apache2-utils)
 have file || need_pkgs+=(file)
 have jq || need_pkgs+=(jq)
+have nft || need_pkgs+=(nftables)   # berth's NAT and published ports
+have iperf3 || need_pkgs+=(iperf3)  # bench/net.sh
 have curl || need_pkgs+=(curl)
 # berth-net drives nftables through nft; its privileged tests use nsenter (util-linux)
 have nft || need_pkgs+=(nftables)

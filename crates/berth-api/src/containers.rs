@@ -69,6 +69,9 @@ pub struct ContainerConfig {
     /// Stop timeout, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// `--mac-address` (API < 1.44 puts it here; newer clients in `NetworkingConfig`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
 }
 
 pub(crate) fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
@@ -224,12 +227,76 @@ pub struct HostConfig {
     /// `--add-host`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub extra_hosts: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub dns_options: Vec<String>,
+    /// `-p`: `"80/tcp"` → host bindings.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: publish every exposed port on a free host port.
+    #[serde(default)]
+    pub publish_all_ports: bool,
     /// `--shm-size`.
     #[serde(default)]
     pub shm_size: i64,
     /// `--oom-score-adj`.
     #[serde(default)]
     pub oom_score_adj: i64,
+}
+
+/// One host binding of a container port (`HostConfig.PortBindings`, `NetworkSettings.Ports`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    /// Host address (`""` or `0.0.0.0`: every address).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub host_ip: String,
+    /// Host port, a range `8000-8010`, or `""` for a free one.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub host_port: String,
+}
+
+/// `IPAMConfig` of an endpoint (`--ip`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct EndpointIpamConfig {
+    /// The requested IPv4 address.
+    #[serde(
+        rename = "IPv4Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv4_address: String,
+}
+
+/// One entry of `NetworkingConfig.EndpointsConfig`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    /// `--ip`.
+    #[serde(
+        rename = "IPAMConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    /// `--network-alias`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub aliases: Vec<String>,
+    /// `--mac-address` (API ≥ 1.44).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+}
+
+/// `NetworkingConfig` of a create request.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkingConfig {
+    /// Network name → endpoint settings.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub endpoints_config: BTreeMap<String, EndpointSettings>,
 }
 
 /// `POST /containers/create` body.
@@ -242,6 +309,9 @@ pub struct CreateRequest {
     /// Host config.
     #[serde(default)]
     pub host_config: HostConfig,
+    /// Per-network endpoint settings (`--ip`, `--network-alias`, `--mac-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking_config: Option<NetworkingConfig>,
 }
 
 /// `POST /containers/create` answer.

@@ -241,6 +241,123 @@ pub(crate) fn human_duration(secs: i64) -> String {
     }
 }
 
+/// The endpoint of a running container on the bridge, if it has one.
+fn endpoint(engine: &Engine, c: &Container) -> Option<berth_engine::network::Endpoint> {
+    if !matches!(c.state, CState::Running | CState::Paused) {
+        return None;
+    }
+    berth_engine::network::read_endpoint(&engine.root().join("containers").join(&c.id))
+}
+
+/// Docker's `NetworkSettings` of a container.
+fn network_settings(engine: &Engine, c: &Container) -> serde_json::Value {
+    let endpoint = endpoint(engine, c);
+    let mode = c.config.host_config.network_mode.as_str();
+    let mut ports = serde_json::Map::new();
+    if mode == "bridge" {
+        // exposed but unpublished ports show as null, as in Docker
+        let exposed = c.config.config.exposed_ports.iter().flat_map(|m| m.keys());
+        for key in exposed.chain(c.config.host_config.port_bindings.keys()) {
+            ports.insert(key.clone(), serde_json::Value::Null);
+        }
+    }
+    if let Some(e) = &endpoint {
+        for p in &e.ports {
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            let entry = ports.entry(key).or_insert(serde_json::Value::Null);
+            if entry.is_null() {
+                *entry = serde_json::json!([]);
+            }
+            if let Some(list) = entry.as_array_mut() {
+                list.push(serde_json::json!({
+                    "HostIp": p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string(),
+                    "HostPort": p.host_port.to_string(),
+                }));
+            }
+        }
+    }
+    let (ip, prefix, gateway, mac) = match &endpoint {
+        Some(e) => (
+            e.ip.to_string(),
+            e.prefix_len,
+            e.gateway.to_string(),
+            e.mac.clone(),
+        ),
+        None => (String::new(), 0, String::new(), String::new()),
+    };
+    let aliases = c
+        .config
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.get(mode))
+        .map(|s| s.aliases.clone())
+        .filter(|a| !a.is_empty());
+    let network = |id: &str| {
+        serde_json::json!({
+            "IPAMConfig": c.config.networking_config.as_ref().and_then(|n| n.endpoints_config.get(mode)).and_then(|s| s.ipam_config.clone()),
+            "Links": null,
+            "Aliases": aliases,
+            "MacAddress": mac,
+            "NetworkID": id,
+            "EndpointID": if endpoint.is_some() { c.id.clone() } else { String::new() },
+            "Gateway": gateway,
+            "IPAddress": ip,
+            "IPPrefixLen": prefix,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DriverOpts": null,
+            "DNSNames": null,
+        })
+    };
+    let mut networks = serde_json::Map::new();
+    if matches!(mode, "bridge" | "host" | "none") {
+        networks.insert(mode.to_string(), network(mode));
+    }
+    let running = matches!(c.state, CState::Running | CState::Paused) && c.pid > 0;
+    serde_json::json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": if running { format!("/proc/{}/ns/net", c.pid) } else { String::new() },
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": if endpoint.is_some() { c.id.clone() } else { String::new() },
+        "Gateway": network(mode)["Gateway"],
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": network(mode)["IPAddress"],
+        "IPPrefixLen": prefix,
+        "IPv6Gateway": "",
+        "MacAddress": network(mode)["MacAddress"],
+        "Networks": networks,
+    })
+}
+
+/// `Ports` of a `GET /containers/json` entry.
+fn summary_ports(engine: &Engine, c: &Container) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = endpoint(engine, c)
+        .map(|e| {
+            e.ports
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "IP": p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string(),
+                        "PrivatePort": p.container_port,
+                        "PublicPort": p.host_port,
+                        "Type": p.protocol,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|p| (p["PrivatePort"].as_u64(), p["PublicPort"].as_u64()));
+    out
+}
+
 fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     ContainerSummary {
         id: c.id.clone(),
@@ -251,11 +368,11 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         created: parse_rfc3339(&c.created_at).unwrap_or(0),
         state: c.state.as_str().into(),
         status: status_text(c),
-        ports: vec![],
+        ports: summary_ports(engine, c),
         labels: c.config.config.labels.clone(),
         size_rw: None,
         host_config: serde_json::json!({"NetworkMode": if c.config.host_config.network_mode.is_empty() { "none" } else { c.config.host_config.network_mode.as_str() }}),
-        network_settings: serde_json::json!({"Networks": {}}),
+        network_settings: serde_json::json!({"Networks": network_settings(engine, c)["Networks"]}),
         mounts: vec![],
     }
 }
@@ -440,7 +557,7 @@ pub(crate) async fn inspect(
         "GraphDriver": graph,
         "Mounts": [],
         "Config": config,
-        "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": "", "IPAddress": ""},
+        "NetworkSettings": network_settings(&engine, &c),
     });
     if !rootfs.is_empty() {
         // podman's field for the same option

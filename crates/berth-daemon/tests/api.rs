@@ -18,6 +18,10 @@ fn engine() -> (tempfile::TempDir, Arc<Engine>) {
         shim_exe: None,
         cgroup_parent: "berth-test".into(),
         cgroup_favordynmods: false,
+        network: berth_engine::network::NetworkConfig {
+            bridge: None,
+            ..Default::default()
+        },
     })
     .expect("engine");
     (dir, Arc::new(engine))

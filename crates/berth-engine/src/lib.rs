@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod events;
 pub mod images;
+pub mod network;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +80,8 @@ pub struct EngineConfig {
     /// Turn on the kernel's `favordynmods` cgroup option at start (host-wide; see
     /// [`berth_runtime::cgroup::favor_dynamic_modifications`]).
     pub cgroup_favordynmods: bool,
+    /// The default bridge network.
+    pub network: network::NetworkConfig,
 }
 
 /// The engine: owns the store and the puller.
@@ -91,6 +94,7 @@ pub struct Engine {
     /// The shim fork server (started from `shim_exe`; `None` until started or after it broke).
     zygote: std::sync::Mutex<Option<berth_runtime::shim::zygote::Zygote>>,
     events: events::EventBus,
+    networks: network::Networks,
 }
 
 impl Engine {
@@ -118,6 +122,8 @@ impl Engine {
             }
         }
         let containers = containers::ContainerStore::open(&config.root.join("engine.db"))?;
+        let networks =
+            network::Networks::open(config.network.clone(), &config.root.join("engine.db"))?;
         // directories of removed containers that a crash left half-deleted
         let _ = std::fs::remove_dir_all(config.root.join("trash"));
         let zygote = config.shim_exe.as_deref().and_then(|exe| {
@@ -133,6 +139,7 @@ impl Engine {
             containers,
             live: Default::default(),
             events: Default::default(),
+            networks,
         })
     }
 
@@ -149,6 +156,11 @@ impl Engine {
     /// The event bus (`GET /events`).
     pub fn events(&self) -> &events::EventBus {
         &self.events
+    }
+
+    /// Container networking.
+    pub fn networks(&self) -> &network::Networks {
+        &self.networks
     }
 
     /// The content store.

@@ -189,7 +189,7 @@ pub enum NetworkError {
         source: serde_json::Error,
     },
     /// A host port is already published (by berth) or bound (by another program).
-    #[error("cannot publish {host_ip}:{port}/{protocol}: port is already allocated")]
+    #[error("Bind for {host_ip}:{port} failed: port is already allocated")]
     PortInUse {
         /// The host address (0.0.0.0 for all).
         host_ip: Ipv4Addr,

@@ -263,6 +263,23 @@ impl Netlink {
         Ok(())
     }
 
+    /// The names of every interface whose name starts with `prefix` (berth's host-side veths
+    /// all start with `vb`), for reconcile after a crash.
+    pub async fn names_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(link) = links.try_next().await.map_err(nl_err("list", prefix))? {
+            for attr in link.attributes {
+                if let LinkAttribute::IfName(name) = attr {
+                    if name.starts_with(prefix) {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether bridge port `name` has hairpin mode on.
     pub async fn hairpin(&self, name: &str) -> Result<bool> {
         let index = self.require_index(name).await?;

@@ -393,7 +393,7 @@ mod tests {
         let err = spec("8001:80").resolve(&fake).expect_err("busy");
         assert_eq!(
             err.to_string(),
-            "cannot publish 0.0.0.0:8001/tcp: port is already allocated"
+            "Bind for 0.0.0.0:8001 failed: port is already allocated"
         );
         let err = spec("8000-8001:80").resolve(&fake).expect_err("all busy");
         assert!(err.to_string().contains("no free host port"), "{err}");

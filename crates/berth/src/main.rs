@@ -73,6 +73,8 @@ enum Command {
     Rename(commands::containers::RenameArgs),
     /// Display the running processes of a container
     Top(commands::containers::TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(commands::containers::PortArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(commands::attach::AttachArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -199,6 +201,7 @@ fn main() -> ExitCode {
             Command::Unpause(a) => commands::containers::unpause(a, &g).await,
             Command::Rename(a) => commands::containers::rename(a, &g).await,
             Command::Top(a) => commands::containers::top(a, &g).await,
+            Command::Port(a) => commands::containers::port(a, &g).await,
             Command::Attach(a) => commands::attach::run(a, &g).await,
             Command::Stats(a) => commands::stats::run(a, &g).await,
             Command::Events(a) => commands::events::run(a, &g).await,

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 pub use store::{Container, ContainerStore, State};
 
+use crate::network::{self, NetworkMode};
 use crate::{Engine, EngineError};
 
 /// Docker's zero time.
@@ -183,7 +184,7 @@ impl Engine {
             req.host_config.log_config.kind = "json-file".into();
         }
         if req.host_config.network_mode.is_empty() || req.host_config.network_mode == "default" {
-            req.host_config.network_mode = "none".into();
+            req.host_config.network_mode = self.networks().default_mode().into();
         }
         let (image, image_config) = if !req.host_config.rootfs.is_empty() {
             // --rootfs: a directory tree instead of an image; it names the container's image
@@ -229,6 +230,15 @@ impl Engine {
         }
         let log = log_config(&req)?;
         let _ = log;
+        self.networks()
+            .check_request(&req, &exposed_ports(&req, &image_config))?;
+        if let NetworkMode::Container(target) = NetworkMode::parse(&req.host_config.network_mode) {
+            self.containers.find(&target).map_err(|_| {
+                EngineError::NotFound(format!(
+                    "No such container: {target} (named by --network container:{target})"
+                ))
+            })?;
+        }
         // checked before anything is made (prepare_container resolves it again)
         resolve_runtime(&req.host_config.runtime)?;
         let id = new_id();
@@ -329,26 +339,16 @@ impl Engine {
             }
         }
         let hostname = oci.hostname().clone().unwrap_or_default();
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n{}",
-            req.host_config
-                .extra_hosts
-                .iter()
-                .filter_map(|h| h.split_once(':').map(|(n, ip)| format!("{ip}\t{n}\n")))
-                .collect::<String>()
-        );
+        let hosts = network::hosts_file(&hostname, None, &req.host_config.extra_hosts);
         std::fs::write(dir.join("hosts"), hosts).map_err(io("writing", &dir.join("hosts")))?;
         std::fs::write(dir.join("hostname"), format!("{hostname}\n"))
             .map_err(io("writing", &dir.join("hostname")))?;
-        let resolv = if req.host_config.dns.is_empty() {
-            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-        } else {
-            req.host_config
-                .dns
-                .iter()
-                .map(|d| format!("nameserver {d}\n"))
-                .collect()
-        };
+        let own_netns = NetworkMode::parse(&req.host_config.network_mode) != NetworkMode::Host;
+        let resolv = network::resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            &req,
+            own_netns,
+        );
         std::fs::write(dir.join("resolv.conf"), resolv)
             .map_err(io("writing", &dir.join("resolv.conf")))?;
         let spec_path = dir.join("bundle/config.json");
@@ -434,6 +434,10 @@ impl Engine {
             let _ = std::fs::remove_file(dir.join(f));
         }
         exec::clear_exec_dirs(&dir);
+        let mode = NetworkMode::parse(&c.config.host_config.network_mode);
+        if let NetworkMode::Container(target) = &mode {
+            self.join_network_of(&dir, target)?;
+        }
         let ready = self.spawn_shim(&dir).await;
         let ready = match ready {
             Ok(r) => r,
@@ -454,6 +458,48 @@ impl Engine {
         let run: RunState =
             serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap_or_default())
                 .map_err(|e| EngineError::Internal(format!("shim state of {}: {e}", c.id)))?;
+        if mode == NetworkMode::Bridge {
+            // the container exists, stopped before its execve: join it to the bridge now
+            let image_config = self.container_image_config(&c);
+            let connected = self
+                .networks()
+                .connect(
+                    &c.id,
+                    run.pid,
+                    &dir,
+                    &c.config,
+                    &exposed_ports(&c.config, &image_config),
+                )
+                .await;
+            let hostname = std::fs::read_to_string(dir.join("hostname")).unwrap_or_default();
+            let written = connected.as_ref().map_err(|_| ()).and_then(|endpoint| {
+                std::fs::write(
+                    dir.join("hosts"),
+                    network::hosts_file(
+                        hostname.trim(),
+                        Some(endpoint.ip),
+                        &c.config.host_config.extra_hosts,
+                    ),
+                )
+                .map_err(|_| ())
+            });
+            if let Err(e) = connected.and_then(|_| {
+                written.map_err(|()| {
+                    EngineError::Internal(format!("writing {}", dir.join("hosts").display()))
+                })
+            }) {
+                // nothing half-made: the created process goes, and its endpoint with it
+                let _ = shim::send_signal(run.pid, 9);
+                wait_for_shim(run.shim_pid).await;
+                self.networks().disconnect(&c.id, &dir).await;
+                c.exit_code = 125;
+                c.error = e.to_string();
+                c.finished_at = now();
+                self.containers.update(&c)?;
+                self.live.notify(&c.id);
+                return Err(e);
+            }
+        }
         // attach clients that came before start get the stream from the first byte
         let waiting: Vec<_> = self
             .live
@@ -681,6 +727,7 @@ impl Engine {
         }
         c.pid = 0;
         c.shim_pid = 0;
+        self.networks().disconnect(id, &dir).await;
         let _ = self.containers.update(&c);
         if c.oom_killed {
             self.container_event(&c, "oom", &[]);
@@ -940,6 +987,8 @@ impl Engine {
         {
             wait_for_shim(run.shim_pid).await;
         }
+        // its address, veth and published ports, should exit handling not have run
+        self.networks().disconnect(&c.id, &dir).await;
         if dir.exists() {
             // out of sight at once (one rename), deleted in the background; what a crash leaves
             // in trash/ is deleted at the next start
@@ -1019,11 +1068,30 @@ impl Engine {
         (self.container_dir(&c.id).join("container-json.log"), max)
     }
 
-    /// After a daemon restart: re-watch live shims, record exits that happened meanwhile.
+    /// After a daemon restart: re-watch live shims, record exits that happened meanwhile,
+    /// then drop the network state (addresses, published ports, veths) of containers that
+    /// are gone.
     pub async fn reconcile(self: &Arc<Self>) {
         let Ok(list) = self.containers.list() else {
             return;
         };
+        self.reconcile_containers(list).await;
+        let mut live = std::collections::HashSet::new();
+        let mut live_ips = std::collections::HashSet::new();
+        for c in self.containers.list().unwrap_or_default() {
+            if matches!(c.state, State::Running | State::Paused) {
+                if let Some(endpoint) = network::read_endpoint(&self.container_dir(&c.id)) {
+                    live_ips.insert(endpoint.ip);
+                }
+                live.insert(c.id);
+            } else {
+                let _ = std::fs::remove_file(self.container_dir(&c.id).join("network.json"));
+            }
+        }
+        self.networks().reconcile(&live, &live_ips).await;
+    }
+
+    async fn reconcile_containers(self: &Arc<Self>, list: Vec<Container>) {
         for c in list {
             if !matches!(c.state, State::Running | State::Paused | State::Restarting) {
                 continue;
@@ -1035,6 +1103,64 @@ impl Engine {
                 self.on_exit(&c.id).await;
             }
         }
+    }
+}
+
+/// The exposed ports of a container: its image's and its request's (`"80/tcp"`).
+fn exposed_ports(req: &CreateRequest, image: &berth_image::manifest::ImageConfig) -> Vec<String> {
+    let mut ports: Vec<String> = image
+        .config
+        .as_ref()
+        .and_then(|c| c.exposed_ports.as_ref())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Some(m) = &req.config.exposed_ports {
+        ports.extend(m.keys().cloned());
+    }
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+impl Engine {
+    /// The image config of a container (an empty one for `--rootfs` or a removed image).
+    fn container_image_config(&self, c: &Container) -> berth_image::manifest::ImageConfig {
+        if !c.config.host_config.rootfs.is_empty() {
+            return rootfs_image_config();
+        }
+        self.image(&c.image_id)
+            .ok()
+            .and_then(|image| self.image_config(&image).ok())
+            .unwrap_or_else(rootfs_image_config)
+    }
+
+    /// `--network container:NAME`: points the bundle's network namespace at `NAME`'s, which
+    /// must be running.
+    fn join_network_of(&self, dir: &Path, target: &str) -> Result<(), EngineError> {
+        let other = self.containers.find(target).map_err(|_| {
+            EngineError::NotFound(format!(
+                "No such container: {target} (named by --network container:{target})"
+            ))
+        })?;
+        if !matches!(other.state, State::Running | State::Paused) || other.pid <= 0 {
+            return Err(EngineError::Conflict(format!(
+                "cannot join the network of container {target}: it is not running; start it first"
+            )));
+        }
+        let path = dir.join("bundle/config.json");
+        let text = std::fs::read(&path)
+            .map_err(|e| EngineError::Internal(format!("reading {}: {e}", path.display())))?;
+        let mut spec: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| EngineError::Internal(format!("parsing {}: {e}", path.display())))?;
+        let netns = format!("/proc/{}/ns/net", other.pid);
+        if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
+            list.retain(|n| n["type"] != "network");
+            list.push(serde_json::json!({"type": "network", "path": netns}));
+        }
+        let bytes =
+            serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::Internal(e.to_string()))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| EngineError::Internal(format!("writing {}: {e}", path.display())))
     }
 }
 

@@ -380,16 +380,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     // namespaces
     let linux = spec.linux_mut().as_mut().expect("base spec has linux");
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    // network: a private namespace (bridge: the daemon adds the veth between create and
+    // start; none: loopback only; container:NAME: its path is set at start), or the host's
     match hc.network_mode.as_str() {
-        "" | "default" | "none" | "bridge" => {
-            if hc.network_mode == "bridge" {
-                warnings.push("bridge networking arrives with the network issue; this container has a private network namespace with loopback only".into());
-            }
-        }
         "host" => namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network),
+        "" | "default" | "none" | "bridge" => {}
+        other if other.starts_with("container:") => {}
         other => {
             return Err(format!(
-                "network mode {other:?} is not supported yet (use none or host)"
+                "network mode {other:?} is not supported (use bridge, none, host or container:NAME)"
             ))
         }
     }

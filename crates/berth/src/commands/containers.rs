@@ -111,12 +111,38 @@ pub struct CreateArgs {
     /// an image; the arguments are then the command: --rootfs DIR COMMAND [ARG...]
     #[arg(long, value_name = "DIR")]
     rootfs: Option<String>,
-    /// Connect a container to a network (none, host)
-    #[arg(long = "network", alias = "net", default_value = "none")]
+    /// Connect a container to a network: bridge (the default), none, host, or
+    /// container:NAME (share that container's network stack)
+    #[arg(long = "network", alias = "net", default_value = "default")]
     network: String,
+    /// Add network-scoped aliases for the container
+    #[arg(long = "network-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address on the bridge network (e.g. 10.213.0.10)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Container MAC address (e.g. 02:42:0a:d5:00:0a)
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Publish a container's port(s) to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp],
+    /// ports may be ranges (8000-8002:80-82); no host port picks a free one
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Publish all exposed ports to free host ports
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    expose: Vec<String>,
     /// Set custom DNS servers
     #[arg(long)]
     dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    dns_option: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     add_host: Vec<String>,
@@ -321,8 +347,44 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             vec![e.clone()]
         }
     });
+    let (port_bindings, mut exposed) = publish_to_bindings(&a.publish)?;
+    for e in &a.expose {
+        let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let (first, last) = ports.split_once('-').unwrap_or((ports, ports));
+        let parse = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .with_context(|| format!("invalid range format for --expose: {e}"))
+        };
+        for p in parse(first)?..=parse(last)? {
+            exposed.insert(format!("{p}/{proto}"), serde_json::json!({}));
+        }
+    }
+    let networking_config =
+        (a.ip.is_some() || a.mac_address.is_some() || !a.network_alias.is_empty()).then(|| {
+            let name = match a.network.as_str() {
+                "default" | "" => "bridge".to_string(),
+                n => n.to_string(),
+            };
+            berth_api::containers::NetworkingConfig {
+                endpoints_config: [(
+                    name,
+                    berth_api::containers::EndpointSettings {
+                        ipam_config: a.ip.clone().map(|ip| {
+                            berth_api::containers::EndpointIpamConfig { ipv4_address: ip }
+                        }),
+                        aliases: a.network_alias.clone(),
+                        mac_address: a.mac_address.clone().unwrap_or_default(),
+                    },
+                )]
+                .into(),
+            }
+        });
     Ok(CreateRequest {
+        networking_config,
         config: berth_api::containers::ContainerConfig {
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             hostname: a.hostname.clone().unwrap_or_default(),
             user: a.user.clone().unwrap_or_default(),
             attach_stdin: a.interactive,
@@ -371,7 +433,11 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
                 .collect::<Result<_>>()?,
             log_config: log,
             dns: a.dns.clone(),
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
             extra_hosts: a.add_host.clone(),
+            port_bindings,
+            publish_all_ports: a.publish_all,
             shm_size: a
                 .shm_size
                 .as_deref()
@@ -382,6 +448,115 @@ pub fn create_request(a: &CreateArgs) -> Result<CreateRequest> {
             ..Default::default()
         },
     })
+}
+
+type PortBindings = BTreeMap<String, Vec<berth_api::containers::PortBinding>>;
+
+/// `-p` arguments → `HostConfig.PortBindings` and the ports they expose, as the docker CLI
+/// sends them: a container range is one key per port; a host range for one container port
+/// stays a range for the daemon to pick from.
+pub(crate) fn publish_to_bindings(
+    publish: &[String],
+) -> Result<(PortBindings, BTreeMap<String, serde_json::Value>)> {
+    use berth_api::containers::PortBinding;
+    let mut bindings: PortBindings = BTreeMap::new();
+    let mut exposed = BTreeMap::new();
+    for p in publish {
+        let spec: berth_net::PortSpec = p
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid published port: {e}"))?;
+        let host_ip = spec.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let c = spec.container_ports;
+        for (i, port) in (c.first..=c.last).enumerate() {
+            let host_port = match spec.host_ports {
+                None => String::new(),
+                Some(h) if h.len() == c.len() => (h.first + i as u16).to_string(),
+                Some(h) if h.first == h.last => h.first.to_string(),
+                Some(h) => format!("{}-{}", h.first, h.last),
+            };
+            let key = format!("{port}/{}", spec.protocol);
+            exposed.insert(key.clone(), serde_json::json!({}));
+            bindings.entry(key).or_default().push(PortBinding {
+                host_ip: host_ip.clone(),
+                host_port,
+            });
+        }
+    }
+    Ok((bindings, exposed))
+}
+
+/// `0.0.0.0:8080->80/tcp, 127.0.0.1:8081->81/tcp`, as `docker ps` shows them.
+pub(crate) fn ports_column(ports: &[serde_json::Value]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let private = p["PrivatePort"].as_u64().unwrap_or(0);
+            let kind = p["Type"].as_str().unwrap_or("tcp");
+            match p["PublicPort"].as_u64() {
+                Some(public) => format!(
+                    "{}:{public}->{private}/{kind}",
+                    p["IP"].as_str().unwrap_or("0.0.0.0")
+                ),
+                None => format!("{private}/{kind}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Arguments of `port`.
+#[derive(clap::Args, Debug)]
+pub struct PortArgs {
+    /// Container
+    container: String,
+    /// PRIVATE_PORT[/PROTO]: only this port's mappings
+    private_port: Option<String>,
+}
+
+/// Runs `port`: the container's published ports, `80/tcp -> 0.0.0.0:8080`.
+pub async fn port(args: PortArgs, g: &GlobalArgs) -> Result<u8> {
+    let client = g.client().await?;
+    let v: serde_json::Value = client
+        .json(
+            Method::GET,
+            &format!("/containers/{}/json", encode(&args.container)),
+            None,
+        )
+        .await?;
+    let ports = v["NetworkSettings"]["Ports"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let wanted = args.private_port.as_deref().map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut found = false;
+    for (key, bindings) in &ports {
+        if wanted.as_ref().is_some_and(|w| w != key) {
+            continue;
+        }
+        for b in bindings.as_array().into_iter().flatten() {
+            found = true;
+            let line = format!(
+                "{} -> {}:{}",
+                if wanted.is_some() { "" } else { key.as_str() },
+                b["HostIp"].as_str().unwrap_or(""),
+                b["HostPort"].as_str().unwrap_or("")
+            );
+            output::out(line.trim_start_matches(" -> ").trim_start());
+        }
+    }
+    if let (Some(w), false) = (&wanted, found) {
+        anyhow::bail!(
+            "Error: No public port '{w}' published for {}",
+            args.container
+        );
+    }
+    Ok(0)
 }
 
 pub(crate) fn encode(s: &str) -> String {
@@ -1074,7 +1249,7 @@ pub async fn ps(args: PsArgs, g: &GlobalArgs) -> Result<u8> {
             "RunningFor": output::human_since(c.created).trim_end_matches(" ago").to_string() + " ago",
             "Status": c.status,
             "State": c.state,
-            "Ports": "",
+            "Ports": ports_column(&c.ports),
             "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
             "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
         })
@@ -1244,6 +1419,8 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
 }
 
 /// Arguments of `container prune`.
@@ -1274,6 +1451,7 @@ pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
         ContainerCommand::Unpause(a) => unpause(a, g).await,
         ContainerCommand::Rename(a) => rename(a, g).await,
         ContainerCommand::Top(a) => top(a, g).await,
+        ContainerCommand::Port(a) => port(a, g).await,
         ContainerCommand::Inspect(mut a) => {
             a.kind = Some("container".into());
             inspect(a, g).await
@@ -1367,4 +1545,32 @@ pub async fn top(args: TopArgs, g: &GlobalArgs) -> Result<u8> {
     }
     output::table(&rows);
     Ok(0)
+}
+
+#[cfg(test)]
+mod publish_tests {
+    use super::*;
+
+    #[test]
+    fn publish_flags_become_docker_port_bindings() {
+        let (b, exposed) = publish_to_bindings(&[
+            "127.0.0.1:8080:80".into(),
+            "8000-8001:90-91/udp".into(),
+            "7000-7010:70".into(),
+            "60".into(),
+        ])
+        .expect("valid");
+        let host = |k: &str| (b[k][0].host_ip.clone(), b[k][0].host_port.clone());
+        assert_eq!(host("80/tcp"), ("127.0.0.1".into(), "8080".into()));
+        assert_eq!(host("91/udp"), (String::new(), "8001".into()));
+        assert_eq!(host("70/tcp"), (String::new(), "7000-7010".into()));
+        assert_eq!(host("60/tcp"), (String::new(), String::new()));
+        assert_eq!(exposed.len(), 5);
+        let e = publish_to_bindings(&["70000:80".into()]).expect_err("bad");
+        assert!(e.to_string().starts_with("invalid published port"), "{e}");
+        let ports = [
+            serde_json::json!({"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}),
+        ];
+        assert_eq!(ports_column(&ports), "0.0.0.0:8080->80/tcp");
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use berth_daemon::DaemonConfig;
+use berth_engine::network::NetworkConfig;
 use berth_engine::EngineConfig;
 use berth_image::pull::PullOptions;
 use berth_image::registry::RegistryConfig;
@@ -37,6 +38,14 @@ pub struct Args {
     /// every start on cgroup v1), at a small cost to fork and exit everywhere on the host
     #[arg(long)]
     cgroup_favordynmods: bool,
+    /// The default bridge's name; `none` disables it (containers then default to
+    /// --network none)
+    #[arg(short = 'b', long, env = "BERTH_BRIDGE", default_value = berth_net::DEFAULT_BRIDGE)]
+    bridge: String,
+    /// The default bridge's address and subnet size (ADDRESS/PREFIX); containers get
+    /// addresses from that subnet
+    #[arg(long, env = "BERTH_BIP", default_value = "10.213.0.1/16")]
+    bip: String,
 }
 
 /// Parses `10MB`, `1.5GiB`, `123` into bytes.
@@ -91,6 +100,11 @@ pub async fn run(args: Args, g: &GlobalArgs) -> Result<u8> {
             shim_exe: None,
             cgroup_parent: args.cgroup_parent.clone(),
             cgroup_favordynmods: args.cgroup_favordynmods,
+            network: NetworkConfig {
+                bridge: (args.bridge != "none").then(|| args.bridge.clone()),
+                ..Default::default()
+            }
+            .with_bip(&args.bip)?,
         },
         socket: g.socket()?,
     };

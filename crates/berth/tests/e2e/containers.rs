@@ -23,6 +23,11 @@ pub fn fixture() -> Fixture {
 
 /// A fixture whose daemon runs with extra flags (none: the autostarted daemon).
 pub fn fixture_with_daemon(daemon_args: &[&str]) -> Fixture {
+    fixture_with(Berth::new(), daemon_args)
+}
+
+/// A fixture on `b`, whose daemon runs with extra flags (none: the autostarted daemon).
+pub fn fixture_with(b: Berth, daemon_args: &[&str]) -> Fixture {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -34,7 +39,6 @@ pub fn fixture_with_daemon(daemon_args: &[&str]) -> Fixture {
         &busybox_image(Compression::Gzip, "amd64").expect("fixture"),
     );
     let img = format!("{}/test/bb:latest", reg.host());
-    let b = Berth::new();
     if !daemon_args.is_empty() {
         b.start_daemon(daemon_args);
     }

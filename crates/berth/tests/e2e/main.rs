@@ -5,6 +5,7 @@
 mod containers;
 mod exec;
 mod init_rootfs_runtime;
+mod network;
 mod observe;
 mod runtime_cli;
 mod support;
@@ -324,6 +325,10 @@ priv_test! {
 /// Runs a compat client from tests/compat against a fresh daemon and a registry holding
 /// `compat/bb:latest`.
 fn run_compat(program: &str, args: &[&str]) {
+    run_compat_on(Berth::new(), program, args);
+}
+
+fn run_compat_on(b: Berth, program: &str, args: &[&str]) {
     let work = tempfile::tempdir().expect("tempdir");
     let layout = fixture_layout(work.path());
     let reg = DockerRegistry::start(None).expect("docker-registry");
@@ -334,7 +339,6 @@ fn run_compat(program: &str, args: &[&str]) {
         None,
     )
     .expect("push");
-    let b = Berth::new();
     b.ok(&["version"]);
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat");
     let out = std::process::Command::new(program)
@@ -363,5 +367,13 @@ priv_test! {
 priv_test! {
     fn docker_cli_works_unchanged() {
         run_compat("bash", &["docker_cli.sh"]);
+    }
+}
+
+priv_test! {
+    fn docker_cli_networking_works_unchanged() {
+        support::in_fresh_netns(|| {
+            run_compat_on(Berth::with_bridge(), "bash", &["docker_cli_network.sh"]);
+        });
     }
 }

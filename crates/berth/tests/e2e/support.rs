@@ -10,6 +10,9 @@ pub struct Berth {
     pub config_dir: tempfile::TempDir,
     /// A daemon started by `start_daemon` (reaped in `Drop`).
     daemon: std::sync::Mutex<Option<std::process::Child>>,
+    /// Whether its daemon may make the default bridge: only inside a network namespace the
+    /// test made (see `in_fresh_netns`); elsewhere it runs with `--bridge none`.
+    bridge: bool,
 }
 
 impl Berth {
@@ -18,7 +21,16 @@ impl Berth {
             root: tempfile::tempdir().expect("tempdir"),
             config_dir: tempfile::tempdir().expect("tempdir"),
             daemon: std::sync::Mutex::new(None),
+            bridge: false,
         }
+    }
+
+    /// A berth whose daemon makes the default bridge; call it only on a thread inside a
+    /// network namespace of the test's own (`in_fresh_netns`).
+    pub fn with_bridge() -> Berth {
+        let mut b = Berth::new();
+        b.bridge = true;
+        b
     }
 
     pub fn bin() -> PathBuf {
@@ -31,6 +43,12 @@ impl Berth {
         c.env("BERTH_CONFIG", self.config_dir.path());
         c.env("DOCKER_CONFIG", self.config_dir.path().join("docker"));
         c.env_remove("BERTH_HOST").env_remove("BERTH_ROOT");
+        if self.bridge {
+            c.env_remove("BERTH_BRIDGE");
+        } else {
+            // the host's network is not the tests' to change: no bridge outside a test netns
+            c.env("BERTH_BRIDGE", "none");
+        }
         c.stdin(Stdio::null());
         c
     }
@@ -216,4 +234,26 @@ pub fn shims_of(root: &Path) -> Vec<u32> {
         })
         .map(|(pid, _)| pid)
         .collect()
+}
+
+/// Runs `body` on a thread that has its own fresh network namespace (loopback up), so the
+/// processes it starts (daemon, CLI, registries on loopback) and the bridge, veths and nft
+/// rules berth makes there never touch the host's network. Threads and children started from
+/// the body inherit the namespace.
+pub fn in_fresh_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        #[expect(
+            deprecated,
+            reason = "unsharing only the network namespace of this thread is sound; the unsafe twin guards other flags"
+        )]
+        rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNET).expect("unshare -n");
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("ip");
+        assert!(up.success(), "ip link set lo up");
+        body()
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# bench/net.sh -- networking costs: berth vs docker vs podman.
+#
+#   A  start-to-exit of `run --rm IMG true` on each engine's default bridge, and with
+#      --network none (hyperfine -N, medians).  The bridge's cost is the difference.
+#   B  TCP throughput host -> container through a published port (iperf3 -c 127.0.0.1 and
+#      -c <host address>), berth (nftables DNAT in the kernel) vs docker (its default
+#      docker-proxy userland path for 127.0.0.1), plus the direct veth path (iperf3 -c
+#      <container address>) as the reference the published path is compared with.
+#
+# Everything runs inside a network namespace the script creates (it re-executes itself under
+# `unshare -n`, loopback up), so the bridges, veths and nft/iptables rules all engines make
+# stay there and nothing touches the host's network.  The image is a busybox-static rootfs
+# with iperf3 (static-enough copy from the host, with its libraries) imported into each
+# engine as `bbnet`.
+#
+# Usage: bash bench/net.sh   (as root; installs hyperfine iperf3 with apt-get if missing)
+# Env:   BERTH=/path/to/berth (default: $CARGO_TARGET_DIR/release/berth, built if absent)
+#        RUNS=30 WARMUP=3 ENGINES="berth docker podman" IPERF_SECONDS=10
+# Output: markdown on stdout, hyperfine JSON under bench/results/net-<stamp>/; paste the
+#         table into bench/RESULTS.md ("## Network").  The machine is shared: figures are
+#         noisy; compare rows of one run only.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$BENCH_DIR/.." && pwd)"
+RUNS="${RUNS:-30}"
+WARMUP="${WARMUP:-3}"
+ENGINES="${ENGINES:-berth docker podman}"
+IPERF_SECONDS="${IPERF_SECONDS:-10}"
+
+if [ -z "${BERTH_NET_BENCH_INNER:-}" ]; then
+    for p in hyperfine iperf3; do
+        command -v "$p" >/dev/null || apt-get install -y -q "$p" >/dev/null
+    done
+    if [ -z "${BERTH:-}" ]; then
+        target="${CARGO_TARGET_DIR:-$REPO/target}"
+        BERTH="$target/release/berth"
+        [ -x "$BERTH" ] || (cd "$REPO" && cargo build --release -p berth)
+    fi
+    export BERTH BERTH_NET_BENCH_INNER=1
+    exec unshare -n -- bash "$0" "$@"
+fi
+
+ip link set lo up
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RES="$BENCH_DIR/results/net-$STAMP"
+mkdir -p "$RES"
+T="$(mktemp -d /tmp/berth-netbench.XXXXXX)"
+PIDS=()
+cleanup() {
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+echo "# net.sh  date=$(date -u +%FT%TZ) kernel=$(uname -r) cpus=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- image: busybox-static + iperf3 with its libraries ---------------------------------
+ROOT="$T/rootfs"
+mkdir -p "$ROOT"/{bin,etc,tmp,proc,sys,dev}
+cp /bin/busybox "$ROOT/bin/"
+for a in sh true sleep cat; do ln -sf busybox "$ROOT/bin/$a"; done
+IPERF="$(command -v iperf3)"
+cp "$IPERF" "$ROOT/bin/iperf3"
+for lib in $(ldd "$IPERF" | grep -o '/[^ ]*'); do
+    mkdir -p "$ROOT$(dirname "$lib")"
+    cp -L "$lib" "$ROOT$lib"
+done
+echo "root:x:0:0:root:/root:/bin/sh" >"$ROOT/etc/passwd"
+tar -C "$ROOT" -cf "$T/rootfs.tar" .
+
+# --- engines ---------------------------------------------------------------------------
+berth() { "$BERTH" --root "$T/berth" "$@"; }
+docker() { /usr/local/bin/docker -H "unix://$T/docker.sock" "$@"; }
+podman() { command podman --root "$T/podman" --runroot "$T/podman-run" "$@"; }
+
+has() { case " $ENGINES " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if has berth; then
+    berth daemon >"$T/berth.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -S "$T/berth/berth.sock" ] && break; sleep 0.1; done
+    berth import "$T/rootfs.tar" bbnet >/dev/null 2>&1 ||
+        { echo "# berth has no image import yet: berth rows use --rootfs" >&2; BERTH_ROOTFS=1; }
+fi
+if has docker; then
+    dockerd --data-root "$T/docker" --exec-root "$T/docker-exec" -H "unix://$T/docker.sock" \
+        --pidfile "$T/docker.pid" >"$T/dockerd.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+    docker import "$T/rootfs.tar" bbnet >/dev/null
+fi
+if has podman; then
+    podman import "$T/rootfs.tar" bbnet >/dev/null
+fi
+
+run_cmd() { # ENGINE NETWORK -> the command line hyperfine runs
+    local e=$1 net=$2
+    case $e in
+    berth)
+        if [ -n "${BERTH_ROOTFS:-}" ]; then
+            echo "$BERTH --root $T/berth run --rm --network $net --rootfs $ROOT true"
+        else
+            echo "$BERTH --root $T/berth run --rm --network $net bbnet true"
+        fi ;;
+    docker) echo "/usr/local/bin/docker -H unix://$T/docker.sock run --rm --network $net bbnet true" ;;
+    podman) echo "podman --root $T/podman --runroot $T/podman-run run --rm --network $net bbnet true" ;;
+    esac
+}
+
+echo
+echo "## A. run --rm IMG true (median ms; hyperfine -N, $RUNS runs, $WARMUP warm-up)"
+echo
+echo "| engine | default bridge | --network none | bridge cost |"
+echo "|---|---|---|---|"
+for e in $ENGINES; do
+    bridge_net=bridge
+    [ "$e" = podman ] && bridge_net=podman
+    hyperfine -N --style none --warmup "$WARMUP" --runs "$RUNS" \
+        --export-json "$RES/start-$e.json" \
+        -n bridge "$(run_cmd "$e" "$bridge_net")" -n none "$(run_cmd "$e" none)" >/dev/null
+    read -r b n < <(jq -r '[.results[] | .median * 1000] | map(floor) | @tsv' "$RES/start-$e.json")
+    echo "| $e | $b | $n | $((b - n)) |"
+done
+
+echo
+echo "## B. TCP throughput host -> container, iperf3 ${IPERF_SECONDS}s (Gbit/s)"
+echo
+echo "| engine | 127.0.0.1:published | direct to the container's address |"
+echo "|---|---|---|"
+gbits() { iperf3 -J -t "$IPERF_SECONDS" -c "$1" -p "$2" | jq '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100'; }
+for e in berth docker; do
+    has "$e" || continue
+    case $e in
+    berth)
+        if [ -n "${BERTH_ROOTFS:-}" ]; then
+            id=$(berth run -d -p 15201:5201 --rootfs "$ROOT" iperf3 -s)
+        else
+            id=$(berth run -d -p 15201:5201 bbnet iperf3 -s)
+        fi
+        ip=$(berth inspect -f '{{.NetworkSettings.IPAddress}}' "$id") ;;
+    docker)
+        id=$(docker run -d -p 15201:5201 bbnet iperf3 -s)
+        ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$id") ;;
+    esac
+    sleep 1
+    published=$(gbits 127.0.0.1 15201)
+    direct=$(gbits "$ip" 5201)
+    echo "| $e | $published | $direct |"
+    $e rm -f "$id" >/dev/null
+done
+echo
+echo "raw: $RES"

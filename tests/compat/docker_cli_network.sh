@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The docker CLI's networking against a berth daemon (DOCKER_HOST) whose default bridge is
+# up; run inside a network namespace of the test's own.
+set -euo pipefail
+ref="$REGISTRY/compat/bb:latest"
+fail() { echo "docker_cli_network.sh: $*" >&2; exit 1; }
+
+docker pull -q "$ref" >/dev/null
+docker run -d --name compat-web -p 127.0.0.1:18080:80 -p 18443:443/tcp "$ref" \
+  sh -c 'mkdir /www && echo compat-web > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+[ "$(docker port compat-web 80)" = "127.0.0.1:18080" ] || fail "port 80 (got $(docker port compat-web 80))"
+docker port compat-web | grep -qx '443/tcp -> 0.0.0.0:18443' || fail "port lists every mapping"
+[ "$(docker inspect -f '{{(index (index .HostConfig.PortBindings "80/tcp") 0).HostPort}}' compat-web)" = 18080 ] \
+  || fail "inspect shows HostConfig.PortBindings"
+[ "$(docker inspect -f '{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostIp}}' compat-web)" = 127.0.0.1 ] \
+  || fail "inspect shows NetworkSettings.Ports"
+ip=$(docker inspect -f '{{.NetworkSettings.Networks.bridge.IPAddress}}' compat-web)
+case "$ip" in 10.213.*) ;; *) fail "an address on berth's bridge (got $ip)" ;; esac
+for _ in $(seq 50); do
+  [ "$(curl -s -m 2 http://127.0.0.1:18080/)" = compat-web ] && break
+  sleep 0.1
+done
+[ "$(curl -s -m 2 http://127.0.0.1:18080/)" = compat-web ] || fail "the published port answers"
+docker ps --format '{{.Ports}}' --filter name=compat-web | grep -q '127.0.0.1:18080->80/tcp' || fail "ps shows the ports"
+set +e
+err=$(docker run -d -p 18443:80 "$ref" true 2>&1); rc=$?
+set -e
+[ "$rc" = 125 ] || fail "a taken port exits 125 (got $rc)"
+echo "$err" | grep -q 'port is already allocated' || fail "a taken port says so (got $err)"
+docker rm -f compat-web >/dev/null
+echo "docker CLI network: ok"
