@@ -271,7 +271,10 @@ fi
 BROOT="$T/b"; mkdir -p "$BROOT"
 [ $(( ${#BROOT} + 86 )) -le 107 ] || die "berth root $BROOT too long for the shim's socket path"
 B=("$BERTH" --root "$BROOT" --no-autostart)
-"$BERTH" --root "$BROOT" daemon >"$T/berth-daemon.log" 2>&1 &
+# --bridge none: berth's bridge would turn on ip_forward and add its nft table in the host's
+# namespace (docker here runs with --iptables=false --ip-forward=false); bench/net.sh measures
+# the bridge inside a private network namespace
+"$BERTH" --root "$BROOT" daemon --bridge none >"$T/berth-daemon.log" 2>&1 &
 BERTH_DPID=$!; PIDS+=("$BERTH_DPID")
 for _ in $(seq 1 200); do "${B[@]}" version >/dev/null 2>&1 && break; sleep 0.05; done
 "${B[@]}" version >/dev/null 2>&1 || { cat "$T/berth-daemon.log" >&2; die "berth daemon did not start"; }
@@ -643,7 +646,7 @@ if [ "$FDM" = 1 ] && have berth; then
         FDM_NOTE="the host had favordynmods on before the script (so the sections above ran with it too)"
     else
         kill_wait "$BERTH_DPID" 10
-        "$BERTH" --root "$BROOT" daemon --cgroup-favordynmods >"$T/berth-daemon-fdm.log" 2>&1 &
+        "$BERTH" --root "$BROOT" daemon --bridge none --cgroup-favordynmods >"$T/berth-daemon-fdm.log" 2>&1 &
         BERTH_DPID=$!; PIDS+=("$BERTH_DPID")
         for _ in $(seq 1 200); do "${B[@]}" version >/dev/null 2>&1 && break; sleep 0.05; done
         "${B[@]}" version >/dev/null 2>&1 || { cat "$T/berth-daemon-fdm.log" >&2; die "berth daemon --cgroup-favordynmods did not start"; }
@@ -726,7 +729,7 @@ SECTION="$T/section.md"
     echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r), cgroup $(cgroup_mode), $(. /etc/os-release; echo "$PRETTY_NAME"). State of berth, dockerd and podman in a temp dir on $(findmnt -no FSTYPE -T "$T") ($(findmnt -no SOURCE -T "$T")); dockerd's exec-root and podman's runroot on /run (tmpfs)."
     echo "- Versions: berth $BERTH_VERSION; docker ${DOCKER_VERSION:-n/a} with CLI $("$DOCKER" --version 2>/dev/null | awk '{print $3}' | tr -d ,); podman ${PODMAN_VERSION:-n/a}; runc $RUNC_VERSION; crun $CRUN_VERSION; hyperfine $(hyperfine --version | awk '{print $2}')."
     echo "- Image: berth's busybox fixture (\`berth-fixture oci-layout\`, Debian's busybox-static, $IMG_LAYERS layers, $IMG_SIZE B compressed), pushed to Debian's docker-registry on $REG; berth, docker and podman all pulled this same image. runc/crun: an OCI bundle from \`runc spec\` (terminal off, args [\"true\"]) with the image's flattened rootfs (\`docker export\`)."
-    echo "- Networks: berth has no bridge networking yet; its default network *is* \`none\` (a private netns with loopback only), so berth's two \`run --rm\` rows measure the same thing. docker: $DOCKER_NET. podman: its default network (netavark bridge podman0, 10.88.0.0/16). The runc/crun bundle gets a new netns (loopback down)."
+    echo "- Networks: berth's daemon runs with \`--bridge none\` here (its bridge would turn on ip_forward and add its nft table in the host's namespace; \`bench/net.sh\` measures it inside a private network namespace), so its default network *is* \`none\` (a private netns with loopback only) and berth's two \`run --rm\` rows measure the same thing. docker: $DOCKER_NET. podman: its default network (netavark bridge podman0, 10.88.0.0/16). The runc/crun bundle gets a new netns (loopback down)."
     echo "- Namespaces: crun 1.8 refuses this hybrid cgroup host, so podman (runtime ${PODMAN_RT:-crun}) and \`crun run\` run inside one private mount namespace in which /sys/fs/cgroup/unified is unmounted (\`unshare -m --propagation slave\`, kept open and entered with \`nsenter\`); hyperfine itself runs in it, so nothing of this is timed. podman uses a generated containers.conf with default_ulimits = the current hard limits (nofile $nofile, nproc $nproc), as this VM lacks CAP_SYS_RESOURCE."
     echo "- Method: hyperfine -N (no shell) with the daemons already running; every case in $ROUNDS rounds (one hyperfine call per case and round, $WARMUP warm-ups each, order of the cases rotated every round), all runs of a case pooled; **medians** with min–max and number of runs. \`run -d\`: the container of the previous run is removed in \`--prepare\`; \`stop -t 0\`: a fresh \`sleep 1000\` container is started in \`--prepare\` (neither is timed). \`sh -c true\` (fork+exec floor of hyperfine): $(fmt "$SH")."
     echo "- Load: this VM is shared with other people's builds. Load average $LOAD_A at the start, $LOAD_END at the end; other compilers (rustc, cc, ld) ran during ${BUSY_PCT}% of the script's seconds (\`busy.log\`). To limit that: everything the script starts runs at nice $NICE (all engines alike), and each round first waits up to ${QUIET_WAIT_ROUND} s for those compilers to finish and the CPUs to be under ${QUIET_CPU} % busy$([ ${#NQ_ROUNDS[@]} = 0 ] && echo ' (they always did)' || echo " (they had not at: $(list "${NQ_ROUNDS[@]}"); those rounds ran anyway)"). Rounds with rotation spread the remaining noise over all engines."
