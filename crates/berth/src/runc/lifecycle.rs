@@ -197,6 +197,10 @@ struct Made {
     cgroup: Option<berth_runtime::cgroup::Cgroup>,
     /// A foreground `run` with a terminal: the pseudo-terminal's master, proxied to our stdio.
     master: Option<OwnedFd>,
+    /// A foreground `run`: the signals it forwards, blocked from the moment the container
+    /// process exists (a signal between its start and the forwarding loop would otherwise
+    /// kill this process instead of reaching the container).
+    signals: Option<OwnedFd>,
 }
 
 /// Creates the container: state dir, (fifo,) cgroup, process. With `fifo`, the process waits
@@ -283,6 +287,7 @@ fn create_container(
     };
     // the cgroup made for the process, kept for a foreground run's clean-up
     let mut made_cgroup: Option<berth_runtime::cgroup::Cgroup> = None;
+    let mut signals: Option<OwnedFd> = None;
     let result = (|| -> anyhow::Result<berth_runtime::Created> {
         let start_fd = if fifo {
             let path = st.fifo(&ctx.root);
@@ -321,7 +326,15 @@ fn create_container(
         let resources = Some(with_default_devices(&linux));
         let st_ref = &st;
         let made_cgroup = &mut made_cgroup;
+        let signals = &mut signals;
         let join = |pid: i32| -> Result<(), String> {
+            // after the clone (the container process keeps an open mask), before it runs
+            if foreground {
+                *signals = Some(
+                    berth_runtime::signalfd(&FORWARDED)
+                        .map_err(|e| format!("blocking the signals to forward: {e}"))?,
+                );
+            }
             let m = berth_runtime::cgroup::CgroupManager::detect(
                 berth_runtime::cgroup::DEFAULT_ROOT,
                 Path::new("/proc"),
@@ -384,6 +397,7 @@ fn create_container(
         created,
         cgroup: made_cgroup,
         master,
+        signals,
     })
 }
 
@@ -482,35 +496,43 @@ pub fn run(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
         created,
         cgroup,
         master,
+        signals,
     } = create_container(ctx, &id, &p, false, !detach)?;
     poststart(ctx, &st);
     if detach {
         return Ok(0);
     }
-    let code = foreground(created.pid, master.as_ref());
+    let code = foreground(created.pid, master.as_ref(), signals);
     if !p.has("keep") {
         destroy(ctx, &st, cgroup)?;
     }
     Ok(code)
 }
 
+/// The signals a foreground `run` or `exec` forwards to the container process (SIGWINCH
+/// resizes its terminal; SIGCHLD wakes the loop).
+const FORWARDED: [i32; 8] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCHLD,
+];
+
 /// The foreground of `run`: forwards signals to the container process (SIGWINCH resizes its
 /// terminal), and with a terminal copies our stdin to it and its output to our stdout (our
 /// own terminal raw meanwhile); returns the container's exit code.
-pub fn foreground(pid: i32, master: Option<&OwnedFd>) -> u8 {
+pub fn foreground(pid: i32, master: Option<&OwnedFd>, signals: Option<OwnedFd>) -> u8 {
     use rustix::event::{PollFd, PollFlags};
-    let forwarded = [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGWINCH,
-        libc::SIGCHLD,
-    ];
-    let Ok(sigfd) = berth_runtime::signalfd(&forwarded) else {
-        return wait_exit(pid);
+    let sigfd = match signals {
+        Some(fd) => fd,
+        None => match berth_runtime::signalfd(&FORWARDED) {
+            Ok(fd) => fd,
+            Err(_) => return wait_exit(pid),
+        },
     };
     let target = rustix::process::Pid::from_raw(pid);
     let stdin = rustix::stdio::stdin();

@@ -135,7 +135,7 @@ pub fn exec(ctx: &Ctx, args: &[String]) -> anyhow::Result<u8> {
     }
     if let Some(sock) = proxy {
         let master = berth_runtime::exec::recv_fd(&sock).context("receiving the terminal")?;
-        return Ok(foreground(created.pid, Some(&master)));
+        return Ok(foreground(created.pid, Some(&master), None));
     }
     Ok(wait_exit(created.pid))
 }
