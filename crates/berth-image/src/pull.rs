@@ -18,7 +18,7 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient};
 use crate::store::{LayerRecord, NewImage, Store};
-use crate::unpack::{unpack_layer, LimitedReader, UnpackError};
+use crate::unpack::{fill, unpack_layer, LimitedReader, UnpackError};
 
 /// Limits and tuning of the pull pipeline.
 #[derive(Clone, Debug)]
@@ -619,20 +619,6 @@ impl Read for TeeReader {
 /// Size and number of the decompressed chunks in flight between the two threads of a layer.
 const CHUNK: usize = 256 << 10;
 const CHUNKS: usize = 4;
-
-/// Reads from `r` until `buf` is full or the stream ends.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
 
 /// The unpacking thread's view of the decompressed stream: chunks from the decompressing
 /// thread (an error ends it), each handed back for reuse once read.

@@ -258,8 +258,13 @@ fn on_terminal(b: &Berth, args: &[&str]) -> std::process::Child {
     for a in args {
         line.push_str(&format!(" '{a}'"));
     }
+    shell_on_terminal(b, &line)
+}
+
+/// Runs the shell command `line` on a terminal made by `script`, our pipe as its keyboard.
+fn shell_on_terminal(b: &Berth, line: &str) -> std::process::Child {
     std::process::Command::new("script")
-        .args(["-qfec", &line, "/dev/null"])
+        .args(["-qfec", line, "/dev/null"])
         .env("BERTH_CONFIG", b.config_dir.path())
         .env_remove("BERTH_HOST")
         .env_remove("BERTH_ROOT")
@@ -394,17 +399,7 @@ priv_test! {
             ("run -it", format!("{bin} run -it --rm {} sh -c 'sleep 0.5; stty size'", f.img)),
             ("exec -it", format!("{bin} exec -it sz sh -c 'sleep 0.5; stty size'")),
         ] {
-            let line = format!("stty rows 33 cols 101; {cmd}");
-            let child = std::process::Command::new("script")
-                .args(["-qfec", &line, "/dev/null"])
-                .env("BERTH_CONFIG", b.config_dir.path())
-                .env_remove("BERTH_HOST")
-                .env_remove("BERTH_ROOT")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("script runs");
+            let child = shell_on_terminal(b, &format!("stty rows 33 cols 101; {cmd}"));
             let (c, screen) = finish(child, Duration::from_secs(20));
             assert_eq!(c, Some(0), "{what}: {screen}");
             assert!(screen.contains("33 101"), "{what}: the container's terminal is 33x101: {screen:?}");
