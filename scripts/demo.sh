@@ -9,6 +9,10 @@ cargo build --release --locked -p berth -p berth-testkit
 BERTH="$PWD/target/release/berth"
 FIXTURE="$PWD/target/release/berth-fixture"
 
+# The daemon the CLI starts gets no bridge: the demo leaves the host's network as it found
+# it (the bridge would turn on ip_forward and add berth's nft table; the network e2e tests
+# and bench/net.sh exercise it inside private network namespaces).
+export BERTH_BRIDGE=none
 WORK="$(mktemp -d /tmp/berth-demo.XXXXXX)"
 ROOT="$WORK/root"
 REG_PID=""
