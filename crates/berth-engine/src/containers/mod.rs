@@ -406,23 +406,36 @@ impl Engine {
 
     /// `docker start`: spawns the shim, connects early attach clients, lets the process run.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<bool, EngineError> {
+        self.start_container_as(key, false).await
+    }
+
+    /// Starts a container; `by_policy`: the restart policy's start of a `restarting`
+    /// container (it stays `restarting` until it runs, as in Docker, and is left alone if it
+    /// was stopped or removed meanwhile).
+    async fn start_container_as(
+        self: &Arc<Self>,
+        key: &str,
+        by_policy: bool,
+    ) -> Result<bool, EngineError> {
         let c = self.containers.find(key)?;
-        if matches!(c.state, State::Created | State::Exited) {
+        if by_policy || matches!(c.state, State::Created | State::Exited) {
             self.prepare_cgroup(&c.id);
         }
         let lock = self.live.op_lock(&c.id);
         let _g = lock.lock().await;
         let mut c = self.containers.find(&c.id)?;
-        match c.state {
-            State::Running | State::Paused | State::Restarting => return Ok(false),
-            State::Removing | State::Dead => {
+        match (c.state, by_policy) {
+            (State::Restarting, true) => {}
+            (_, true) => return Ok(false),
+            (State::Running | State::Paused | State::Restarting, false) => return Ok(false),
+            (State::Removing | State::Dead, false) => {
                 return Err(EngineError::Conflict(format!(
                     "container {} is {}; it cannot be started",
                     c.id,
                     c.state.as_str()
                 )))
             }
-            State::Created | State::Exited => {}
+            (State::Created | State::Exited, false) => {}
         }
         self.live
             .stopping
@@ -781,12 +794,13 @@ impl Engine {
             let id = id.to_string();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Ok(mut c) = engine.containers.find(&id) {
-                    if c.state == State::Restarting {
-                        c.state = State::Exited;
-                        let _ = engine.containers.update(&c);
-                        if let Err(e) = engine.start_container(&id).await {
-                            tracing::warn!(container = id, error = %e, "restart failed");
+                if let Err(e) = engine.start_container_as(&id, true).await {
+                    tracing::warn!(container = id, error = %e, "restart failed");
+                    if let Ok(mut c) = engine.containers.find(&id) {
+                        if c.state == State::Restarting {
+                            c.state = State::Exited;
+                            let _ = engine.containers.update(&c);
+                            engine.live.notify(&id);
                         }
                     }
                 }
