@@ -34,8 +34,9 @@ pub struct Args {
     #[arg(long, default_value = "berth")]
     cgroup_parent: String,
     /// Turn on the kernel's favordynmods cgroup option (host-wide, until reboot): moving a
-    /// container into its cgroup then no longer waits for an RCU grace period (5-15 ms of
-    /// every start on cgroup v1), at a small cost to fork and exit everywhere on the host
+    /// process into a cgroup then no longer waits for an RCU grace period (5-30 ms on cgroup
+    /// v1; berth already hides most of it at start), at a small cost to fork and exit
+    /// everywhere on the host
     #[arg(long)]
     cgroup_favordynmods: bool,
     /// The default bridge's name; `none` disables it (containers then default to
