@@ -139,6 +139,16 @@ impl Berth {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            // a zombie leader's other threads may still hold the listening socket: wait until
+            // it refuses connections, or the next command talks to a dying daemon
+            if signal == 9 {
+                for _ in 0..200 {
+                    if std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
         }
     }
 }
