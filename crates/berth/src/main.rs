@@ -70,9 +70,9 @@ enum Command {
     /// Unpause all processes within one or more containers
     Unpause(commands::containers::ContainersArg),
     /// Rename a container
-    Rename(commands::containers::RenameArgs),
+    Rename(commands::control::RenameArgs),
     /// Display the running processes of a container
-    Top(commands::containers::TopArgs),
+    Top(commands::control::TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(commands::containers::PortArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -197,10 +197,10 @@ fn main() -> ExitCode {
             Command::Ps(a) => commands::containers::ps(a, &g).await,
             Command::Inspect(a) => commands::containers::inspect(a, &g).await,
             Command::Container(c) => commands::containers::dispatch(c, &g).await,
-            Command::Pause(a) => commands::containers::pause(a, &g).await,
-            Command::Unpause(a) => commands::containers::unpause(a, &g).await,
-            Command::Rename(a) => commands::containers::rename(a, &g).await,
-            Command::Top(a) => commands::containers::top(a, &g).await,
+            Command::Pause(a) => commands::control::pause(a, &g).await,
+            Command::Unpause(a) => commands::control::unpause(a, &g).await,
+            Command::Rename(a) => commands::control::rename(a, &g).await,
+            Command::Top(a) => commands::control::top(a, &g).await,
             Command::Port(a) => commands::containers::port(a, &g).await,
             Command::Attach(a) => commands::attach::run(a, &g).await,
             Command::Stats(a) => commands::stats::run(a, &g).await,

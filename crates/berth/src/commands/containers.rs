@@ -854,7 +854,7 @@ pub async fn create(args: CreateArgs, g: &GlobalArgs) -> Result<u8> {
 pub struct ContainersArg {
     /// Containers
     #[arg(required = true)]
-    containers: Vec<String>,
+    pub(crate) containers: Vec<String>,
 }
 
 /// Arguments of `start`.
@@ -874,7 +874,7 @@ pub struct StartArgs {
     containers: Vec<String>,
 }
 
-async fn each(
+pub(crate) async fn each(
     g: &GlobalArgs,
     names: &[String],
     f: impl Fn(String) -> (Method, String),
@@ -1416,9 +1416,9 @@ pub enum ContainerCommand {
     /// Unpause all processes within one or more containers
     Unpause(ContainersArg),
     /// Rename a container
-    Rename(RenameArgs),
+    Rename(crate::commands::control::RenameArgs),
     /// Display the running processes of a container
-    Top(TopArgs),
+    Top(crate::commands::control::TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
 }
@@ -1447,10 +1447,10 @@ pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
         ContainerCommand::Ls(a) => ps(a, g).await,
         ContainerCommand::Attach(a) => crate::commands::attach::run(a, g).await,
         ContainerCommand::Stats(a) => crate::commands::stats::run(a, g).await,
-        ContainerCommand::Pause(a) => pause(a, g).await,
-        ContainerCommand::Unpause(a) => unpause(a, g).await,
-        ContainerCommand::Rename(a) => rename(a, g).await,
-        ContainerCommand::Top(a) => top(a, g).await,
+        ContainerCommand::Pause(a) => crate::commands::control::pause(a, g).await,
+        ContainerCommand::Unpause(a) => crate::commands::control::unpause(a, g).await,
+        ContainerCommand::Rename(a) => crate::commands::control::rename(a, g).await,
+        ContainerCommand::Top(a) => crate::commands::control::top(a, g).await,
         ContainerCommand::Port(a) => port(a, g).await,
         ContainerCommand::Inspect(mut a) => {
             a.kind = Some("container".into());
@@ -1467,84 +1467,6 @@ pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
             Ok(0)
         }
     }
-}
-
-/// Runs `pause`.
-pub async fn pause(args: ContainersArg, g: &GlobalArgs) -> Result<u8> {
-    each(g, &args.containers, |c| {
-        (Method::POST, format!("/containers/{}/pause", encode(&c)))
-    })
-    .await
-}
-
-/// Runs `unpause`.
-pub async fn unpause(args: ContainersArg, g: &GlobalArgs) -> Result<u8> {
-    each(g, &args.containers, |c| {
-        (Method::POST, format!("/containers/{}/unpause", encode(&c)))
-    })
-    .await
-}
-
-/// Arguments of `rename`.
-#[derive(clap::Args, Debug)]
-pub struct RenameArgs {
-    /// Container
-    container: String,
-    /// New name
-    new_name: String,
-}
-
-/// Runs `rename`.
-pub async fn rename(args: RenameArgs, g: &GlobalArgs) -> Result<u8> {
-    let client = g.client().await?;
-    client
-        .call(
-            Method::POST,
-            &format!(
-                "/containers/{}/rename?name={}",
-                encode(&args.container),
-                encode(&args.new_name)
-            ),
-            None,
-        )
-        .await?;
-    Ok(0)
-}
-
-/// Arguments of `top`.
-#[derive(clap::Args, Debug)]
-pub struct TopArgs {
-    /// Container
-    container: String,
-}
-
-/// Runs `top`.
-pub async fn top(args: TopArgs, g: &GlobalArgs) -> Result<u8> {
-    let client = g.client().await?;
-    let v: serde_json::Value = client
-        .json(
-            Method::GET,
-            &format!("/containers/{}/top", encode(&args.container)),
-            None,
-        )
-        .await?;
-    let mut rows = vec![v["Titles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| t.as_str().unwrap_or("").to_string())
-        .collect::<Vec<_>>()];
-    for p in v["Processes"].as_array().into_iter().flatten() {
-        rows.push(
-            p.as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| t.as_str().unwrap_or("").to_string())
-                .collect(),
-        );
-    }
-    output::table(&rows);
-    Ok(0)
 }
 
 #[cfg(test)]

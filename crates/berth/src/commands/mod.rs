@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod containers;
+pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod exec;
