@@ -206,10 +206,12 @@ pub fn exec(
     )
 }
 
-/// Sends `fd` over the unix socket `socket` (SCM_RIGHTS), with one byte of data.
-pub(crate) fn send_fd(
+/// Sends `fd` over the unix socket `socket` (SCM_RIGHTS) with `data` beside it (runc sends a
+/// console's path; an empty message would carry no descriptor).
+pub fn send_fd(
     socket: &impl std::os::fd::AsFd,
     fd: &impl std::os::fd::AsFd,
+    data: &[u8],
 ) -> std::io::Result<()> {
     let fds = [fd.as_fd()];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -219,7 +221,7 @@ pub(crate) fn send_fd(
     }
     rustix::net::sendmsg(
         socket,
-        &[std::io::IoSlice::new(b"t")],
+        &[std::io::IoSlice::new(data)],
         &mut control,
         rustix::net::SendFlags::empty(),
     )?;

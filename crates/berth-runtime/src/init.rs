@@ -171,7 +171,7 @@ fn wire_stdio(io: &ProcessIo) -> Result<(), InitFailure> {
                 rustix::fs::Mode::empty(),
             )
             .map_err(fail("opening the terminal"))?;
-            crate::exec::send_fd(socket, &master).map_err(fail("sending the terminal"))?;
+            crate::exec::send_fd(socket, &master, b"t").map_err(fail("sending the terminal"))?;
             drop(master);
             rustix::process::setsid().map_err(fail("creating a session"))?;
             rustix::process::ioctl_tiocsctty(&slave)

@@ -3,7 +3,7 @@
 //! foreground); state, kill, list.
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -148,7 +148,7 @@ fn console(socket: &str, spec: &Spec) -> anyhow::Result<berth_runtime::ProcessIo
         };
         rustix::termios::tcsetwinsize(&slave, ws).context("setting the console size")?;
     }
-    send_fd(&sock, &master, &path.to_string_lossy())
+    berth_runtime::exec::send_fd(&sock, &master, path.to_string_lossy().as_bytes())
         .context("sending the console to the console socket")?;
     Ok(berth_runtime::ProcessIo::Terminal { slave, path })
 }
@@ -170,23 +170,6 @@ pub fn open_pty() -> anyhow::Result<(OwnedFd, OwnedFd, PathBuf)> {
     )
     .with_context(|| format!("opening {}", path.display()))?;
     Ok((master, slave, path))
-}
-
-/// Sends `fd` with `name` as data over a unix socket (SCM_RIGHTS), as runc sends consoles.
-pub fn send_fd(socket: &impl AsFd, fd: &impl AsFd, name: &str) -> std::io::Result<()> {
-    let fds = [fd.as_fd()];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(std::io::Error::other("control buffer too small"));
-    }
-    rustix::net::sendmsg(
-        socket,
-        &[std::io::IoSlice::new(name.as_bytes())],
-        &mut control,
-        rustix::net::SendFlags::empty(),
-    )?;
-    Ok(())
 }
 
 /// What `create_container` made.
