@@ -7,6 +7,7 @@ pub mod detach_keys;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod stats;
 pub mod system;
 

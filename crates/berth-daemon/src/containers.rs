@@ -241,27 +241,34 @@ pub(crate) fn human_duration(secs: i64) -> String {
     }
 }
 
-/// The endpoint of a running container on the bridge, if it has one.
+/// The endpoint of a running container on its first network, if it has one.
 fn endpoint(engine: &Engine, c: &Container) -> Option<berth_engine::network::Endpoint> {
-    if !matches!(c.state, CState::Running | CState::Paused) {
-        return None;
-    }
-    berth_engine::network::read_endpoint(&engine.root().join("containers").join(&c.id))
+    endpoints(engine, c).into_iter().next()
 }
 
-/// Docker's `NetworkSettings` of a container.
+/// The endpoints of a running container, its first network first.
+fn endpoints(engine: &Engine, c: &Container) -> Vec<berth_engine::network::Endpoint> {
+    if !matches!(c.state, CState::Running | CState::Paused) {
+        return Vec::new();
+    }
+    berth_engine::network::read_endpoints(&engine.root().join("containers").join(&c.id))
+}
+
+/// Docker's `NetworkSettings` of a container: one entry in `Networks` per network (its
+/// `NetworkMode` and those it was connected to), addressed while it runs.
 fn network_settings(engine: &Engine, c: &Container) -> serde_json::Value {
-    let endpoint = endpoint(engine, c);
+    let endpoints = endpoints(engine, c);
+    let primary = endpoints.first();
     let mode = c.config.host_config.network_mode.as_str();
     let mut ports = serde_json::Map::new();
-    if mode == "bridge" {
+    if !matches!(mode, "host" | "none") && !mode.starts_with("container:") {
         // exposed but unpublished ports show as null, as in Docker
         let exposed = c.config.config.exposed_ports.iter().flat_map(|m| m.keys());
         for key in exposed.chain(c.config.host_config.port_bindings.keys()) {
             ports.insert(key.clone(), serde_json::Value::Null);
         }
     }
-    if let Some(e) = &endpoint {
+    if let Some(e) = primary {
         for p in &e.ports {
             let key = format!("{}/{}", p.container_port, p.protocol);
             let entry = ports.entry(key).or_insert(serde_json::Value::Null);
@@ -276,43 +283,71 @@ fn network_settings(engine: &Engine, c: &Container) -> serde_json::Value {
             }
         }
     }
-    let (ip, prefix, gateway, mac) = match &endpoint {
-        Some(e) => (
-            e.ip.to_string(),
-            e.prefix_len,
-            e.gateway.to_string(),
-            e.mac.clone(),
-        ),
-        None => (String::new(), 0, String::new(), String::new()),
-    };
-    let aliases = c
+    let configured = c
         .config
         .networking_config
         .as_ref()
-        .and_then(|n| n.endpoints_config.get(mode))
-        .map(|s| s.aliases.clone())
-        .filter(|a| !a.is_empty());
-    let network = |id: &str| {
-        serde_json::json!({
-            "IPAMConfig": c.config.networking_config.as_ref().and_then(|n| n.endpoints_config.get(mode)).and_then(|s| s.ipam_config.clone()),
-            "Links": null,
-            "Aliases": aliases,
-            "MacAddress": mac,
-            "NetworkID": id,
-            "EndpointID": if endpoint.is_some() { c.id.clone() } else { String::new() },
-            "Gateway": gateway,
-            "IPAddress": ip,
-            "IPPrefixLen": prefix,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "DriverOpts": null,
-            "DNSNames": null,
-        })
-    };
+        .map(|n| n.endpoints_config.clone())
+        .unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    if !mode.starts_with("container:") && !mode.is_empty() {
+        names.push(mode.to_string());
+    }
+    for k in configured
+        .keys()
+        .chain(endpoints.iter().map(|e| &e.network))
+    {
+        let foreign = matches!(mode, "host" | "none") && k != mode;
+        if !names.contains(k) && !foreign {
+            names.push(k.clone());
+        }
+    }
+    let short_id: String = c.id.chars().take(12).collect();
     let mut networks = serde_json::Map::new();
-    if matches!(mode, "bridge" | "host" | "none") {
-        networks.insert(mode.to_string(), network(mode));
+    for name in &names {
+        let settings = configured.get(name);
+        let e = endpoints.iter().find(|e| &e.network == name);
+        let network_id = e
+            .map(|e| e.network_id.clone())
+            .filter(|id| !id.is_empty())
+            .or_else(|| match name.as_str() {
+                "host" | "none" => Some(berth_engine::network::predefined_id(name)),
+                _ => engine
+                    .networks()
+                    .find(name)
+                    .ok()
+                    .map(|n| n.record.id.clone()),
+            })
+            .unwrap_or_default();
+        let aliases = settings
+            .map(|s| s.aliases.clone())
+            .filter(|a| !a.is_empty());
+        let user_defined = !matches!(name.as_str(), "bridge" | "host" | "none");
+        let dns_names = (user_defined && e.is_some()).then(|| {
+            let mut n = vec![c.name.clone()];
+            n.extend(aliases.clone().unwrap_or_default());
+            n.push(short_id.clone());
+            n
+        });
+        networks.insert(
+            name.clone(),
+            serde_json::json!({
+                "IPAMConfig": settings.and_then(|s| s.ipam_config.clone()),
+                "Links": null,
+                "Aliases": aliases,
+                "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
+                "NetworkID": network_id,
+                "EndpointID": if e.is_some() { c.id.clone() } else { String::new() },
+                "Gateway": e.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                "IPAddress": e.map(|e| e.ip.to_string()).unwrap_or_default(),
+                "IPPrefixLen": e.map(|e| e.prefix_len).unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DriverOpts": null,
+                "DNSNames": dns_names,
+            }),
+        );
     }
     let running = matches!(c.state, CState::Running | CState::Paused) && c.pid > 0;
     serde_json::json!({
@@ -325,14 +360,14 @@ fn network_settings(engine: &Engine, c: &Container) -> serde_json::Value {
         "Ports": ports,
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,
-        "EndpointID": if endpoint.is_some() { c.id.clone() } else { String::new() },
-        "Gateway": network(mode)["Gateway"],
+        "EndpointID": if primary.is_some() { c.id.clone() } else { String::new() },
+        "Gateway": primary.map(|e| e.gateway.to_string()).unwrap_or_default(),
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "IPAddress": network(mode)["IPAddress"],
-        "IPPrefixLen": prefix,
+        "IPAddress": primary.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": primary.map(|e| e.prefix_len).unwrap_or(0),
         "IPv6Gateway": "",
-        "MacAddress": network(mode)["MacAddress"],
+        "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
         "Networks": networks,
     })
 }
@@ -584,7 +619,7 @@ pub(crate) struct LogsQuery {
     until: Option<String>,
 }
 
-fn parse_time_arg(s: &str) -> Option<f64> {
+pub(crate) fn parse_time_arg(s: &str) -> Option<f64> {
     if s.is_empty() {
         return None;
     }

@@ -30,7 +30,10 @@ pub use berth_runtime::error_chain as chain;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        let status = status_of(e.kind());
+        let status = match e {
+            EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
+            _ => status_of(e.kind()),
+        };
         if status.is_server_error() {
             tracing::error!(error = %chain(&e), "request failed");
         }

@@ -6,6 +6,7 @@ pub mod error;
 mod events;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
         .route("/berth/images/tags", get(images::remote_tags))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))

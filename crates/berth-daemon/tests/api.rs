@@ -103,9 +103,31 @@ async fn errors_are_docker_shaped_with_the_right_status() {
         StatusCode::BAD_REQUEST,
         "unsupported prune filters are refused, not ignored"
     );
-    let (s, v) = call(&e, Method::GET, "/networks").await;
+    let (s, v) = call(&e, Method::GET, "/volumes").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["message"].is_string());
+    // the pre-defined networks are listed; removing one is Docker's 403
+    let (s, v) = call(&e, Method::GET, "/networks").await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["Name"].as_str())
+        .collect();
+    assert!(names.contains(&"host") && names.contains(&"none"), "{v}");
+    let (s, v) = call(&e, Method::DELETE, "/networks/host").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("pre-defined")),
+        "{v}"
+    );
+    let (s, _) = call(&e, Method::GET, "/networks/nosuch").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = call(&e, Method::POST, "/networks/create").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }
 
 #[tokio::test]

@@ -30,6 +30,10 @@ pub enum EngineError {
     /// The request conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// The operation is never allowed on this object (a pre-defined network; a network with
+    /// active endpoints): Docker's 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// The container process could not be started; `code` is Docker's exit code for it.
     #[error("{message}")]
     StartFailed {
@@ -50,7 +54,7 @@ impl EngineError {
             EngineError::Image(e) => e.kind(),
             EngineError::Invalid(_) => ErrorKind::Invalid,
             EngineError::NotFound(_) => ErrorKind::NotFound,
-            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Conflict(_) | EngineError::Forbidden(_) => ErrorKind::Conflict,
             EngineError::StartFailed { code, .. } => {
                 if *code == 125 {
                     ErrorKind::Internal

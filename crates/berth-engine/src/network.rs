@@ -6,27 +6,35 @@
 //! A container's endpoint is made between the shim's `Ready{pid}` (container created, stopped
 //! before execve) and `Hello::Start`, in `/proc/PID/ns/net`.
 //!
-//! TODO(user networks): `NetworkMode::Named` is refused for now; user-defined networks
-//! (`network create`) add a table of networks, one bridge + IPAM network name per network,
-//! and the embedded DNS resolver of `berth_net::dns` started per network (wire it where
-//! [`Networks::ensure_bridge`] brings a bridge up, and register names/aliases in
-//! [`Networks::connect`], unregister in [`Networks::disconnect`]).
+//! User-defined networks (`network create`, [`user`]) are bridges of their own, each with its
+//! IPAM network in engine.db and its embedded DNS server (`berth_net::dns`) on its gateway
+//! address; berth's nft table keeps networks from reaching each other and `--internal` ones
+//! from reaching anything. A container may be on several networks: its first (`NetworkMode`)
+//! is `eth0` with the default route and the published ports, the others `eth1`, `eth2`, ...
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use berth_api::containers::{CreateRequest, PortBinding};
+use berth_api::containers::{CreateRequest, EndpointSettings, PortBinding};
+use berth_api::networks::NetworkCreateRequest;
+use berth_net::dns::{
+    ContainerResolvConf, DnsContainer, DnsRecords, ResolvConf, Resolver, ResolverConfig,
+};
 use berth_net::link::host_interface_name;
 use berth_net::ports::SocketPortChecker;
 use berth_net::{
-    ContainerAttachment, Ipam, Ipv4Subnet, Netlink, NetworkError, Nft, NftNetwork, PortMapping,
-    PortSpec, Protocol, SqliteIpamStore,
+    ContainerAttachment, Ipam, IpamStore, Ipv4Subnet, Netlink, NetworkError, Nft, NftNetwork,
+    PortMapping, PortSpec, Protocol, SqliteIpamStore,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
+
+pub mod user;
+pub use user::NetworkRecord;
 
 /// The name of the default network (as in Docker).
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -98,7 +106,7 @@ pub enum NetworkMode {
     Bridge,
     /// Another container's network namespace.
     Container(String),
-    /// A user-defined network (not yet supported).
+    /// A user-defined network, by name (or id).
     Named(String),
 }
 
@@ -141,19 +149,25 @@ impl From<PortMapping> for PublishedPort {
     }
 }
 
-/// What berth made for one container on a bridge network, kept in `network.json` in the
-/// container's directory while the container runs, so that exit, removal and reconcile after
-/// a crash undo exactly it.
+/// What berth made for one container on one bridge network, kept (a list, one per network)
+/// in `network.json` in the container's directory while the container runs, so that exit,
+/// removal and reconcile after a crash undo exactly it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Endpoint {
     /// Record version.
     pub version: u32,
     /// The network's name (`bridge`).
     pub network: String,
+    /// The network's id (empty in records of version 1: the default bridge).
+    #[serde(default)]
+    pub network_id: String,
     /// Its bridge.
     pub bridge: String,
     /// The host end of the veth pair.
     pub host_interface: String,
+    /// The interface inside the container.
+    #[serde(default = "eth0")]
+    pub interface: String,
     /// The container's address.
     pub ip: Ipv4Addr,
     /// The subnet's prefix length.
@@ -162,23 +176,48 @@ pub struct Endpoint {
     pub gateway: Ipv4Addr,
     /// The container interface's MAC address.
     pub mac: String,
+    /// Its DNS aliases on this network (`--network-alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Published ports.
     pub ports: Vec<PublishedPort>,
 }
 
-const ENDPOINT_FILE: &str = "network.json";
-
-/// Reads a container's endpoint record, if it has one.
-pub fn read_endpoint(dir: &Path) -> Option<Endpoint> {
-    let bytes = std::fs::read(dir.join(ENDPOINT_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+fn eth0() -> String {
+    "eth0".into()
 }
 
-fn write_endpoint(dir: &Path, endpoint: &Endpoint) -> Result<(), EngineError> {
+const ENDPOINT_FILE: &str = "network.json";
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EndpointFile {
+    List(Vec<Endpoint>),
+    One(Endpoint),
+}
+
+/// Reads a container's endpoint records (none when it has no bridge network).
+pub fn read_endpoints(dir: &Path) -> Vec<Endpoint> {
+    let Ok(bytes) = std::fs::read(dir.join(ENDPOINT_FILE)) else {
+        return Vec::new();
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(EndpointFile::List(l)) => l,
+        Ok(EndpointFile::One(e)) => vec![e],
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Reads a container's first endpoint record (its `NetworkMode` network), if it has one.
+pub fn read_endpoint(dir: &Path) -> Option<Endpoint> {
+    read_endpoints(dir).into_iter().next()
+}
+
+fn write_endpoints(dir: &Path, endpoints: &[Endpoint]) -> Result<(), EngineError> {
     let path = dir.join(ENDPOINT_FILE);
     let tmp = dir.join(".network.json.tmp");
     let bytes =
-        serde_json::to_vec_pretty(endpoint).map_err(|e| EngineError::Internal(e.to_string()))?;
+        serde_json::to_vec_pretty(endpoints).map_err(|e| EngineError::Internal(e.to_string()))?;
     let io = |e: std::io::Error| EngineError::Internal(format!("writing {}: {e}", path.display()));
     {
         use std::io::Write as _;
@@ -298,17 +337,15 @@ pub fn port_specs(req: &CreateRequest, exposed: &[String]) -> Result<Vec<PortSpe
     Ok(specs)
 }
 
-/// The requested `--ip` and `--mac-address` of a container on network `name`.
-pub fn endpoint_request(
-    req: &CreateRequest,
-    name: &str,
+/// The requested `--ip` and `--mac-address` of an endpoint; `mac_fallback` is the
+/// container-wide `--mac-address` of older API versions (first network only).
+pub fn endpoint_settings(
+    settings: &EndpointSettings,
+    mac_fallback: &str,
 ) -> Result<(Option<Ipv4Addr>, Option<[u8; 6]>), EngineError> {
-    let settings = req
-        .networking_config
-        .as_ref()
-        .and_then(|n| n.endpoints_config.get(name));
     let ip = match settings
-        .and_then(|s| s.ipam_config.as_ref())
+        .ipam_config
+        .as_ref()
         .map(|c| c.ipv4_address.as_str())
         .filter(|s| !s.is_empty())
     {
@@ -317,10 +354,9 @@ pub fn endpoint_request(
         })?),
         None => None,
     };
-    let mac_text = settings
-        .map(|s| s.mac_address.as_str())
+    let mac_text = Some(settings.mac_address.as_str())
         .filter(|s| !s.is_empty())
-        .unwrap_or(req.config.mac_address.as_str());
+        .unwrap_or(mac_fallback);
     let mac = match mac_text {
         "" => None,
         text => Some(parse_mac(text)?),
@@ -328,33 +364,175 @@ pub fn endpoint_request(
     Ok((ip, mac))
 }
 
+/// A bridge network berth runs: the default `bridge` or a user-defined one.
+pub struct Net {
+    /// Its record (the default bridge's is made from the daemon's settings).
+    pub record: NetworkRecord,
+    ipam: Ipam,
+    /// The embedded DNS server's records: user-defined networks only, as in Docker.
+    dns: Option<Arc<DnsRecords>>,
+    /// Whether the bridge, its sysctls and its nft rules are set up by this daemon.
+    up: AtomicBool,
+    bringing_up: tokio::sync::Mutex<()>,
+    resolver: tokio::sync::Mutex<Option<Resolver>>,
+}
+
+impl Net {
+    fn new(record: NetworkRecord, store: Arc<dyn IpamStore>) -> Result<Net, EngineError> {
+        let default = record.name == DEFAULT_NETWORK;
+        let key = if default {
+            DEFAULT_NETWORK.to_string()
+        } else {
+            record.id.clone()
+        };
+        let ipam = Ipam::new(store, key, record.subnet, record.gateway).map_err(net_error)?;
+        Ok(Net {
+            dns: (!default).then(|| Arc::new(DnsRecords::new(record.name.clone()))),
+            record,
+            ipam,
+            up: AtomicBool::new(false),
+            bringing_up: tokio::sync::Mutex::new(()),
+            resolver: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Whether this is the default bridge.
+    pub fn is_default(&self) -> bool {
+        self.dns.is_none()
+    }
+
+    /// Ids of the containers that hold an address on this network (running ones).
+    pub fn members(&self) -> Vec<String> {
+        self.ipam
+            .allocations()
+            .map(|a| a.into_iter().map(|a| a.owner).collect())
+            .unwrap_or_default()
+    }
+
+    fn nft(&self) -> NftNetwork {
+        NftNetwork {
+            bridge: self.record.bridge.clone(),
+            subnet: self.record.subnet,
+            masquerade: !self.record.internal,
+            internal: self.record.internal,
+        }
+    }
+}
+
+/// The stable id of a pre-defined network (`bridge`, `host`, `none`).
+pub fn predefined_id(name: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(format!(
+        "berth pre-defined network {name}"
+    )))
+}
+
+fn default_record(config: &NetworkConfig, bridge: &str) -> NetworkRecord {
+    NetworkRecord {
+        id: predefined_id(DEFAULT_NETWORK),
+        name: DEFAULT_NETWORK.into(),
+        driver: "bridge".into(),
+        bridge: bridge.into(),
+        subnet: config.subnet,
+        gateway: config.gateway,
+        subnet_given: true,
+        gateway_given: true,
+        internal: false,
+        attachable: false,
+        labels: BTreeMap::new(),
+        options: [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+            (user::BRIDGE_NAME_OPTION, bridge),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        created: String::new(),
+    }
+}
+
+/// The name of the host end of a container's `n`th endpoint: `vb` and 12 characters of its id
+/// for the first, `vn`, 11 characters and the index for further ones (15 bytes at most).
+pub fn host_interface_for(id: &str, n: usize) -> String {
+    if n == 0 {
+        return host_interface_name(id);
+    }
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let short: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(11)
+        .collect();
+    format!("vn{short}{}", DIGITS[n % DIGITS.len()] as char)
+}
+
+/// A running container and its endpoints, for [`Networks::reconcile`].
+pub struct LiveEndpoints {
+    /// Container id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its endpoints as recorded.
+    pub endpoints: Vec<Endpoint>,
+    /// Its `--dns` servers.
+    pub dns: Vec<String>,
+}
+
 /// The engine's networking state.
 pub struct Networks {
     config: NetworkConfig,
-    ipam: Option<Ipam>,
+    ipam_store: Arc<dyn IpamStore>,
+    store: Option<user::NetworkStore>,
+    default: Option<Arc<Net>>,
+    user: std::sync::RwLock<BTreeMap<String, Arc<Net>>>,
     nft: Nft,
-    /// Whether the bridge, sysctls and nft table were set up by this daemon.
-    ready: tokio::sync::Mutex<bool>,
+    /// Held shared while a container joins a network, exclusively while networks are made
+    /// or removed.
+    changes: tokio::sync::RwLock<()>,
+    /// Serialises rewrites of the nft table's rules.
+    nft_rules: tokio::sync::Mutex<()>,
     /// Serialises host-port choice and publishing.
     publishing: tokio::sync::Mutex<()>,
 }
 
+fn dns_servers(req: &CreateRequest) -> Vec<SocketAddr> {
+    req.host_config
+        .dns
+        .iter()
+        .filter_map(|d| d.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
 impl Networks {
-    /// Opens the IPAM store in `db` (the engine's database).
+    /// Opens the IPAM store and the user-defined networks in `db` (the engine's database).
     pub fn open(config: NetworkConfig, db: &Path) -> Result<Networks, EngineError> {
-        let ipam = match &config.bridge {
-            Some(_) => {
-                let store = SqliteIpamStore::open(db).map_err(net_error)?;
-                Some(
-                    Ipam::new(
-                        Arc::new(store),
-                        DEFAULT_NETWORK,
-                        config.subnet,
-                        config.gateway,
-                    )
-                    .map_err(net_error)?,
-                )
-            }
+        let ipam_store: Arc<dyn IpamStore> =
+            Arc::new(SqliteIpamStore::open(db).map_err(net_error)?);
+        let store = user::NetworkStore::open(db)?;
+        let mut user = BTreeMap::new();
+        for record in store.list()? {
+            let id = record.id.clone();
+            user.insert(id, Arc::new(Net::new(record, ipam_store.clone())?));
+        }
+        let mut networks = Networks::with_store(config, ipam_store)?;
+        networks.store = Some(store);
+        networks.user = std::sync::RwLock::new(user);
+        Ok(networks)
+    }
+
+    fn with_store(
+        config: NetworkConfig,
+        ipam_store: Arc<dyn IpamStore>,
+    ) -> Result<Networks, EngineError> {
+        let default = match &config.bridge {
+            Some(bridge) => Some(Arc::new(Net::new(
+                default_record(&config, bridge),
+                ipam_store.clone(),
+            )?)),
             None => None,
         };
         Ok(Networks {
@@ -363,9 +541,13 @@ impl Networks {
                 ..Nft::default()
             },
             config,
-            ipam,
-            ready: tokio::sync::Mutex::new(false),
-            publishing: tokio::sync::Mutex::new(()),
+            ipam_store,
+            store: None,
+            default,
+            user: Default::default(),
+            changes: Default::default(),
+            nft_rules: Default::default(),
+            publishing: Default::default(),
         })
     }
 
@@ -383,6 +565,100 @@ impl Networks {
         }
     }
 
+    /// The default bridge (when enabled) and every user-defined network.
+    pub fn all(&self) -> Vec<Arc<Net>> {
+        let user = self.user.read().unwrap_or_else(|p| p.into_inner());
+        self.default
+            .iter()
+            .cloned()
+            .chain(user.values().cloned())
+            .collect()
+    }
+
+    /// A bridge network by name, id or unique id prefix (`bridge` is the default one).
+    pub fn find(&self, key: &str) -> Result<Arc<Net>, EngineError> {
+        if key == DEFAULT_NETWORK || key == predefined_id(DEFAULT_NETWORK) {
+            return self.default.clone().ok_or_else(|| {
+                EngineError::NotFound(
+                    "network bridge not found: the default bridge network is disabled (daemon started with --bridge none); create a network with `network create` or use --network none or host".into(),
+                )
+            });
+        }
+        let user = self.user.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = user.get(key) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = user.values().find(|n| n.record.name == key) {
+            return Ok(n.clone());
+        }
+        let by_prefix: Vec<_> = user
+            .values()
+            .filter(|n| !key.is_empty() && n.record.id.starts_with(key))
+            .collect();
+        match by_prefix.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(EngineError::NotFound(format!("network {key} not found"))),
+            _ => Err(EngineError::NotFound(format!(
+                "network {key} is ambiguous ({} networks have ids starting with it); give more of the id or the name",
+                by_prefix.len()
+            ))),
+        }
+    }
+
+    /// Rewrites a create request's network names to the networks' own names (an id or id
+    /// prefix may name them), so that the record keeps working when names are looked up.
+    pub fn normalize(&self, req: &mut CreateRequest) -> Result<(), EngineError> {
+        if let NetworkMode::Named(key) = NetworkMode::parse(&req.host_config.network_mode) {
+            let net = self.find(&key)?;
+            let name = net.record.name.clone();
+            if name != key {
+                if let Some(nc) = req.networking_config.as_mut() {
+                    if let Some(settings) = nc.endpoints_config.remove(&key) {
+                        nc.endpoints_config.insert(name.clone(), settings);
+                    }
+                }
+                req.host_config.network_mode = name;
+            }
+        }
+        Ok(())
+    }
+
+    /// The networks a container joins at start, its primary network (`NetworkMode`) first,
+    /// with the endpoint settings asked for each.
+    pub fn plan(
+        &self,
+        req: &CreateRequest,
+    ) -> Result<Vec<(Arc<Net>, EndpointSettings)>, EngineError> {
+        let mode = NetworkMode::parse(&req.host_config.network_mode);
+        let primary_key = match &mode {
+            NetworkMode::Bridge => DEFAULT_NETWORK.to_string(),
+            NetworkMode::Named(name) => name.clone(),
+            _ => return Ok(Vec::new()),
+        };
+        let endpoints = req
+            .networking_config
+            .as_ref()
+            .map(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
+        let mut out: Vec<(Arc<Net>, EndpointSettings)> = Vec::new();
+        let primary = self.find(&primary_key)?;
+        out.push((
+            primary,
+            endpoints.get(&primary_key).cloned().unwrap_or_default(),
+        ));
+        for (key, settings) in endpoints {
+            if key == primary_key || matches!(key.as_str(), "host" | "none") {
+                continue;
+            }
+            let net = self.find(&key)?;
+            if out.iter().any(|(n, _)| n.record.id == net.record.id) {
+                continue;
+            }
+            out.push((net, settings));
+        }
+        Ok(out)
+    }
+
     /// Checks a create request's network settings before anything is made.
     pub fn check_request(
         &self,
@@ -392,31 +668,10 @@ impl Networks {
         let mode = NetworkMode::parse(&req.host_config.network_mode);
         let specs = port_specs(req, exposed)?;
         match &mode {
-            NetworkMode::Bridge => {
-                if self.config.bridge.is_none() {
-                    return Err(EngineError::Invalid(
-                        "the default bridge network is disabled (daemon started with --bridge none); use --network none or host".into(),
-                    ));
+            NetworkMode::Bridge | NetworkMode::Named(_) => {
+                for (net, settings) in self.plan(req)? {
+                    check_endpoint(&net, &settings)?;
                 }
-                let (ip, _) = endpoint_request(req, DEFAULT_NETWORK)?;
-                if let Some(ip) = ip {
-                    let subnet = self.config.subnet;
-                    if !subnet.contains(ip) {
-                        return Err(EngineError::Invalid(format!(
-                            "invalid --ip {ip}: it is not in the bridge network's subnet {subnet}"
-                        )));
-                    }
-                    if !subnet.is_host(ip) || ip == self.config.gateway {
-                        return Err(EngineError::Invalid(format!(
-                            "invalid --ip {ip}: it is the network, broadcast or gateway address of {subnet}"
-                        )));
-                    }
-                }
-            }
-            NetworkMode::Named(name) => {
-                return Err(EngineError::NotFound(format!(
-                    "network {name} not found (user-defined networks are not supported yet; use bridge, none, host or container:NAME)"
-                )))
             }
             NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_) => {
                 if !specs.is_empty() {
@@ -425,130 +680,456 @@ impl Networks {
                         req.host_config.network_mode
                     )));
                 }
-            }
-        }
-        if !matches!(mode, NetworkMode::Bridge) {
-            let (ip, mac) = endpoint_request(req, DEFAULT_NETWORK)?;
-            if ip.is_some() || mac.is_some() {
-                return Err(EngineError::Invalid(format!(
-                    "conflicting options: --ip/--mac-address and the network mode {:?}",
-                    req.host_config.network_mode
-                )));
+                let mode_name = req.host_config.network_mode.as_str();
+                let others: Vec<&String> = req
+                    .networking_config
+                    .iter()
+                    .flat_map(|n| n.endpoints_config.keys())
+                    .filter(|k| k.as_str() != mode_name)
+                    .collect();
+                if let Some(other) = others.first() {
+                    return Err(EngineError::Invalid(format!(
+                        "conflicting options: the network mode {mode_name:?} and the network {other}: a container in that mode cannot join other networks"
+                    )));
+                }
+                let settings = req
+                    .networking_config
+                    .as_ref()
+                    .and_then(|n| n.endpoints_config.get(mode_name))
+                    .cloned()
+                    .unwrap_or_default();
+                let (ip, mac) = endpoint_settings(&settings, "")?;
+                if ip.is_some() || mac.is_some() || !req.config.mac_address.is_empty() {
+                    return Err(EngineError::Invalid(format!(
+                        "conflicting options: --ip/--mac-address and the network mode {mode_name:?}"
+                    )));
+                }
             }
         }
         Ok(())
     }
 
-    /// Brings the default bridge up once per daemon: the bridge and its address, forwarding
-    /// and `route_localnet`, berth's nft table.
-    async fn ensure_bridge(&self) -> Result<&str, EngineError> {
-        let bridge =
-            self.config.bridge.as_deref().ok_or_else(|| {
-                EngineError::Invalid("the default bridge network is disabled".into())
-            })?;
-        let mut ready = self.ready.lock().await;
-        if !*ready {
-            let nl = Netlink::connect().map_err(net_error)?;
-            nl.ensure_bridge(bridge, self.config.gateway, self.config.subnet.prefix_len())
-                .await
-                .map_err(net_error)?;
-            let proc_sys = Path::new("/proc/sys");
-            berth_net::sysctl::enable_ip_forward(proc_sys).map_err(net_error)?;
-            berth_net::sysctl::enable_route_localnet(proc_sys, bridge).map_err(net_error)?;
-            self.nft
-                .setup(&[NftNetwork {
-                    bridge: bridge.to_string(),
-                    subnet: self.config.subnet,
-                    masquerade: true,
-                }])
-                .map_err(net_error)?;
-            *ready = true;
+    /// Brings a network up once per daemon: its bridge and address, forwarding and
+    /// `route_localnet`, its rules in berth's nft table, and its DNS server.
+    async fn ensure_up(&self, net: &Net) -> Result<(), EngineError> {
+        if net.up.load(Ordering::Acquire) {
+            return Ok(());
         }
-        Ok(bridge)
+        let _g = net.bringing_up.lock().await;
+        if net.up.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let r = &net.record;
+        let nl = Netlink::connect().map_err(net_error)?;
+        nl.ensure_bridge(&r.bridge, r.gateway, r.subnet.prefix_len())
+            .await
+            .map_err(net_error)?;
+        let proc_sys = Path::new("/proc/sys");
+        if !r.internal {
+            berth_net::sysctl::enable_ip_forward(proc_sys).map_err(net_error)?;
+        }
+        berth_net::sysctl::enable_route_localnet(proc_sys, &r.bridge).map_err(net_error)?;
+        net.up.store(true, Ordering::Release);
+        if let Err(e) = self.apply_rules().await {
+            net.up.store(false, Ordering::Release);
+            return Err(e);
+        }
+        if let Some(records) = &net.dns {
+            let upstreams = ResolvConf::read(Path::new("/etc/resolv.conf"))
+                .map(|c| c.upstreams())
+                .unwrap_or_default();
+            let config = ResolverConfig {
+                upstreams,
+                internal: r.internal,
+                clients: Some(r.subnet),
+                ..ResolverConfig::default()
+            };
+            let bind = SocketAddr::new(IpAddr::V4(r.gateway), 53);
+            match Resolver::start(bind, records.clone(), config).await {
+                Ok(resolver) => *net.resolver.lock().await = Some(resolver),
+                Err(e) => {
+                    net.up.store(false, Ordering::Release);
+                    let _ = self.apply_rules().await;
+                    return Err(EngineError::Internal(format!(
+                        "starting the DNS server of network {}: {}",
+                        r.name,
+                        error_chain(&e)
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Joins container `id` (its init is `pid`, created but not yet running) to the default
-    /// bridge: address, veth, published ports; records them in `dir/network.json`. On failure
-    /// nothing is left.
+    /// Rewrites the rules of berth's nft table for the networks that are up (the published
+    /// ports in its maps stay); deletes the table when none is.
+    async fn apply_rules(&self) -> Result<(), EngineError> {
+        let _g = self.nft_rules.lock().await;
+        let up: Vec<NftNetwork> = self
+            .all()
+            .iter()
+            .filter(|n| n.up.load(Ordering::Acquire))
+            .map(|n| n.nft())
+            .collect();
+        if up.is_empty() {
+            self.nft.delete_table().map_err(net_error)
+        } else {
+            self.nft.setup(&up).map_err(net_error)
+        }
+    }
+
+    /// Takes a network down: its DNS server, its bridge, its nft rules.
+    async fn tear_down(&self, net: &Net) {
+        if let Some(resolver) = net.resolver.lock().await.take() {
+            resolver.stop().await;
+        }
+        net.up.store(false, Ordering::Release);
+        if let Err(e) = self.apply_rules().await {
+            tracing::warn!(network = net.record.name, error = %e, "cannot update the nft table");
+        }
+        match Netlink::connect() {
+            Ok(nl) => {
+                if let Err(e) = nl.delete(&net.record.bridge).await {
+                    tracing::warn!(bridge = net.record.bridge, error = %e, "cannot delete bridge");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot open netlink"),
+        }
+    }
+
+    /// `network create`: records the network and brings it up (bridge, nft rules, DNS).
+    pub async fn create(&self, req: &NetworkCreateRequest) -> Result<NetworkRecord, EngineError> {
+        let plan = user::plan(req)?;
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| EngineError::Internal("no network database".into()))?;
+        let _g = self.changes.write().await;
+        let existing = self.all();
+        if let Some(n) = existing.iter().find(|n| n.record.name == plan.name) {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists (id {}); choose another name or remove it first",
+                plan.name,
+                &n.record.id[..12]
+            )));
+        }
+        let mut taken: Vec<(Ipv4Subnet, String)> = existing
+            .iter()
+            .map(|n| (n.record.subnet, n.record.name.clone()))
+            .collect();
+        if self.default.is_none() {
+            taken.push((self.config.subnet, DEFAULT_NETWORK.into()));
+        }
+        let subnet = match plan.subnet {
+            Some(s) => {
+                if let Some((other, name)) = taken.iter().find(|(t, _)| user::overlaps(*t, s)) {
+                    return Err(EngineError::Forbidden(format!(
+                        "invalid pool request: the subnet {s} overlaps {other} of network {name}; choose another --subnet"
+                    )));
+                }
+                s
+            }
+            None => {
+                let mut avoid: Vec<Ipv4Subnet> = taken.iter().map(|(s, _)| *s).collect();
+                avoid.extend(user::host_routes());
+                user::free_subnet(&avoid)?
+            }
+        };
+        let id = crate::containers::new_id();
+        let bridge = plan
+            .bridge
+            .clone()
+            .unwrap_or_else(|| format!("bn-{}", &id[..12]));
+        if let Some(n) = existing.iter().find(|n| n.record.bridge == bridge) {
+            return Err(EngineError::Conflict(format!(
+                "the bridge {bridge} is already used by network {}",
+                n.record.name
+            )));
+        }
+        let record = NetworkRecord {
+            id: id.clone(),
+            name: plan.name,
+            driver: "bridge".into(),
+            bridge,
+            subnet,
+            gateway: plan.gateway.unwrap_or_else(|| subnet.first_host()),
+            subnet_given: plan.subnet.is_some(),
+            gateway_given: plan.gateway.is_some(),
+            internal: plan.internal,
+            attachable: plan.attachable,
+            labels: plan.labels,
+            options: plan.options,
+            created: crate::containers::now(),
+        };
+        store.insert(&record)?;
+        let net = Arc::new(Net::new(record.clone(), self.ipam_store.clone())?);
+        self.user
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), net.clone());
+        if let Err(e) = self.ensure_up(&net).await {
+            // nothing half-made: no record, no bridge, no rules
+            self.user
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            self.tear_down(&net).await;
+            let _ = store.delete(&id);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// `network rm`: refused for pre-defined networks and networks with running containers.
+    pub async fn remove(&self, key: &str) -> Result<NetworkRecord, EngineError> {
+        if user::PREDEFINED.contains(&key) {
+            return Err(EngineError::Forbidden(format!(
+                "{key} is a pre-defined network and cannot be removed"
+            )));
+        }
+        let net = self.find(key)?;
+        if net.is_default() {
+            return Err(EngineError::Forbidden(
+                "bridge is a pre-defined network and cannot be removed".into(),
+            ));
+        }
+        let _g = self.changes.write().await;
+        let members = net.members();
+        if !members.is_empty() {
+            return Err(EngineError::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints ({} running container{}); stop them or disconnect them first (network disconnect)",
+                net.record.name,
+                net.record.id,
+                members.len(),
+                if members.len() == 1 { "" } else { "s" }
+            )));
+        }
+        let id = net.record.id.clone();
+        self.user
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.tear_down(&net).await;
+        let _ = net.ipam.reconcile(&HashSet::new());
+        if let Some(store) = &self.store {
+            store.delete(&id)?;
+        }
+        Ok(net.record.clone())
+    }
+
+    /// Joins container `id` (its init is `pid`, created but not yet running) to every network
+    /// of its plan: addresses, veths, published ports (on the first network), DNS names;
+    /// records them in `dir/network.json`. On failure nothing is left.
     pub async fn connect(
         &self,
         id: &str,
+        name: &str,
         pid: i32,
         dir: &Path,
         req: &CreateRequest,
         exposed: &[String],
-    ) -> Result<Endpoint, EngineError> {
-        let bridge = self.ensure_bridge().await?.to_string();
-        let ipam = self.ipam.as_ref().expect("a bridge has an ipam");
-        let (requested_ip, requested_mac) = endpoint_request(req, DEFAULT_NETWORK)?;
+    ) -> Result<Vec<Endpoint>, EngineError> {
+        let _g = self.changes.read().await;
+        let plan = self.plan(req)?;
         let specs = port_specs(req, exposed)?;
-        let ip = ipam.allocate(id, requested_ip).map_err(net_error)?;
+        let mut made: Vec<Endpoint> = Vec::new();
+        for (n, (net, settings)) in plan.iter().enumerate() {
+            let join = Join {
+                id,
+                name,
+                pid,
+                index: n,
+                interface: format!("eth{n}"),
+                default_route: n == 0,
+                specs: if n == 0 { &specs[..] } else { &[] },
+                mac_fallback: if n == 0 { &req.config.mac_address } else { "" },
+                dns: dns_servers(req),
+            };
+            match self.join(net, settings, &join).await {
+                Ok(e) => made.push(e),
+                Err(e) => {
+                    for m in &made {
+                        self.undo(id, m).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = write_endpoints(dir, &made) {
+            for m in &made {
+                self.undo(id, m).await;
+            }
+            return Err(e);
+        }
+        Ok(made)
+    }
+
+    /// `network connect` of a running container: one more endpoint (`ethN`), recorded.
+    pub async fn connect_running(
+        &self,
+        c: &Running<'_>,
+        net: &Arc<Net>,
+        settings: &EndpointSettings,
+        req: &CreateRequest,
+    ) -> Result<Endpoint, EngineError> {
+        let Running { id, name, pid, dir } = *c;
+        let _g = self.changes.read().await;
+        let mut endpoints = read_endpoints(dir);
+        let n = (0..)
+            .find(|n| {
+                let host = host_interface_for(id, *n);
+                let inside = format!("eth{n}");
+                !endpoints
+                    .iter()
+                    .any(|e| e.host_interface == host || e.interface == inside)
+            })
+            .unwrap_or(0);
+        let join = Join {
+            id,
+            name,
+            pid,
+            index: n,
+            interface: format!("eth{n}"),
+            default_route: endpoints.is_empty(),
+            specs: &[],
+            mac_fallback: "",
+            dns: dns_servers(req),
+        };
+        let endpoint = self.join(net, settings, &join).await?;
+        endpoints.push(endpoint.clone());
+        if let Err(e) = write_endpoints(dir, &endpoints) {
+            self.undo(id, &endpoint).await;
+            return Err(e);
+        }
+        Ok(endpoint)
+    }
+
+    /// `network disconnect` of a running container: its endpoint on `net` goes.
+    pub async fn disconnect_running(&self, id: &str, dir: &Path, net: &Net) -> bool {
+        let mut endpoints = read_endpoints(dir);
+        let Some(pos) = endpoints.iter().position(|e| {
+            e.network_id == net.record.id || (net.is_default() && e.network == DEFAULT_NETWORK)
+        }) else {
+            return false;
+        };
+        let endpoint = endpoints.remove(pos);
+        self.undo(id, &endpoint).await;
+        if let Err(e) = write_endpoints(dir, &endpoints) {
+            tracing::warn!(container = id, error = %e, "cannot rewrite the endpoint record");
+        }
+        true
+    }
+
+    async fn join(
+        &self,
+        net: &Arc<Net>,
+        settings: &EndpointSettings,
+        j: &Join<'_>,
+    ) -> Result<Endpoint, EngineError> {
+        check_endpoint(net, settings)?;
+        self.ensure_up(net).await?;
+        let r = &net.record;
+        let (requested_ip, requested_mac) = endpoint_settings(settings, j.mac_fallback)?;
+        let ip = net.ipam.allocate(j.id, requested_ip).map_err(net_error)?;
         let mac = requested_mac.unwrap_or_else(|| mac_for(ip));
         let mut endpoint = Endpoint {
-            version: 1,
-            network: DEFAULT_NETWORK.into(),
-            bridge: bridge.clone(),
-            host_interface: host_interface_name(id),
+            version: 2,
+            network: r.name.clone(),
+            network_id: r.id.clone(),
+            bridge: r.bridge.clone(),
+            host_interface: host_interface_for(j.id, j.index),
+            interface: j.interface.clone(),
             ip,
-            prefix_len: self.config.subnet.prefix_len(),
-            gateway: self.config.gateway,
+            prefix_len: r.subnet.prefix_len(),
+            gateway: r.gateway,
             mac: format_mac(mac),
+            aliases: settings.aliases.clone(),
             ports: vec![],
         };
         let made = async {
             let nl = Netlink::connect().map_err(net_error)?;
             nl.attach(&ContainerAttachment {
-                bridge,
+                bridge: r.bridge.clone(),
                 host_interface: endpoint.host_interface.clone(),
-                netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
-                interface: "eth0".into(),
+                netns: PathBuf::from(format!("/proc/{}/ns/net", j.pid)),
+                interface: endpoint.interface.clone(),
                 address: ip,
                 prefix_len: endpoint.prefix_len,
                 gateway: endpoint.gateway,
+                default_route: j.default_route && !r.internal,
                 mac: Some(mac),
                 mtu: None,
             })
             .await
             .map_err(net_error)?;
-            if !specs.is_empty() {
-                let _g = self.publishing.lock().await;
-                let taken: HashSet<(Protocol, u16)> = self
-                    .nft
-                    .published()
-                    .map_err(net_error)?
-                    .into_iter()
-                    .map(|p| (p.mapping.protocol, p.mapping.host_port))
-                    .collect();
-                let checker = SocketPortChecker {
-                    published: |protocol, port| taken.contains(&(protocol, port)),
-                };
-                let mut mappings: Vec<PortMapping> = Vec::new();
-                for spec in &specs {
-                    for m in spec.resolve(&checker).map_err(net_error)? {
-                        if mappings
-                            .iter()
-                            .any(|o| o.protocol == m.protocol && o.host_port == m.host_port)
-                        {
-                            return Err(net_error(NetworkError::PortInUse {
-                                host_ip: m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                                port: m.host_port,
-                                protocol: m.protocol,
-                            }));
-                        }
-                        mappings.push(m);
-                    }
-                }
-                self.nft.publish(ip, &mappings).map_err(net_error)?;
-                endpoint.ports = mappings.into_iter().map(PublishedPort::from).collect();
+            if !j.specs.is_empty() && !r.internal {
+                endpoint.ports = self.publish(ip, j.specs).await?;
             }
-            write_endpoint(dir, &endpoint)
+            if let Some(records) = &net.dns {
+                records
+                    .add(DnsContainer {
+                        id: j.id.to_string(),
+                        name: j.name.to_string(),
+                        aliases: settings.aliases.clone(),
+                        ipv4: vec![ip],
+                        ipv6: vec![],
+                        dns_servers: j.dns.clone(),
+                    })
+                    .map_err(|e| EngineError::Invalid(error_chain(&e)))?;
+            }
+            Ok(())
         }
         .await;
         if let Err(e) = made {
-            self.undo(id, &endpoint).await;
+            self.undo(j.id, &endpoint).await;
             return Err(e);
         }
         Ok(endpoint)
+    }
+
+    async fn publish(
+        &self,
+        ip: Ipv4Addr,
+        specs: &[PortSpec],
+    ) -> Result<Vec<PublishedPort>, EngineError> {
+        let _g = self.publishing.lock().await;
+        let taken: HashSet<(Protocol, u16)> = self
+            .nft
+            .published()
+            .map_err(net_error)?
+            .into_iter()
+            .map(|p| (p.mapping.protocol, p.mapping.host_port))
+            .collect();
+        let checker = SocketPortChecker {
+            published: |protocol, port| taken.contains(&(protocol, port)),
+        };
+        let mut mappings: Vec<PortMapping> = Vec::new();
+        for spec in specs {
+            for m in spec.resolve(&checker).map_err(net_error)? {
+                if mappings
+                    .iter()
+                    .any(|o| o.protocol == m.protocol && o.host_port == m.host_port)
+                {
+                    return Err(net_error(NetworkError::PortInUse {
+                        host_ip: m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        port: m.host_port,
+                        protocol: m.protocol,
+                    }));
+                }
+                mappings.push(m);
+            }
+        }
+        self.nft.publish(ip, &mappings).map_err(net_error)?;
+        Ok(mappings.into_iter().map(PublishedPort::from).collect())
+    }
+
+    fn net_of(&self, endpoint: &Endpoint) -> Option<Arc<Net>> {
+        if endpoint.network == DEFAULT_NETWORK && endpoint.network_id.is_empty() {
+            return self.default.clone();
+        }
+        self.all()
+            .into_iter()
+            .find(|n| n.record.id == endpoint.network_id)
     }
 
     async fn undo(&self, id: &str, endpoint: &Endpoint) {
@@ -567,39 +1148,116 @@ impl Networks {
             }
             Err(e) => tracing::warn!(container = id, error = %e, "cannot open netlink"),
         }
-        if let Some(ipam) = &self.ipam {
-            if let Err(e) = ipam.release(id) {
+        if let Some(net) = self.net_of(endpoint) {
+            if let Some(records) = &net.dns {
+                records.remove(id);
+            }
+            if let Err(e) = net.ipam.release(id) {
                 tracing::warn!(container = id, error = %e, "cannot release address");
             }
         }
     }
 
     /// Undoes what [`Networks::connect`] made for container `id` (idempotent): its published
-    /// ports, its veth, its address, its record.
+    /// ports, its veths, its addresses, its DNS names, its record.
     pub async fn disconnect(&self, id: &str, dir: &Path) {
-        if let Some(endpoint) = read_endpoint(dir) {
-            self.undo(id, &endpoint).await;
-        } else if let Some(ipam) = &self.ipam {
-            let _ = ipam.release(id);
+        let endpoints = read_endpoints(dir);
+        for endpoint in &endpoints {
+            self.undo(id, endpoint).await;
+        }
+        if endpoints.is_empty() {
+            if let Some(net) = &self.default {
+                let _ = net.ipam.release(id);
+            }
         }
         let _ = std::fs::remove_file(dir.join(ENDPOINT_FILE));
     }
 
-    /// After a daemon start: removes addresses, published ports and veths of containers that
-    /// are not in `live` (ids of running containers).
-    pub async fn reconcile(&self, live: &HashSet<String>, live_ips: &HashSet<Ipv4Addr>) {
-        let Some(ipam) = &self.ipam else {
-            return;
-        };
-        match ipam.reconcile(live) {
-            Ok(freed) if !freed.is_empty() => {
-                tracing::info!(count = freed.len(), "freed addresses of gone containers")
+    /// The `/etc/resolv.conf` of a container whose first network is `primary`: on a
+    /// user-defined network, the network's DNS server (on its gateway) answers; `None`
+    /// keeps the file written at create.
+    pub fn resolv_conf_for(&self, req: &CreateRequest, primary: &Endpoint) -> Option<String> {
+        let net = self.net_of(primary)?;
+        net.dns.as_ref()?;
+        let host = ResolvConf::read(Path::new("/etc/resolv.conf")).unwrap_or_default();
+        Some(
+            ContainerResolvConf::for_container(
+                IpAddr::V4(primary.gateway),
+                &host,
+                &req.host_config.dns_search,
+                &req.host_config.dns_options,
+            )
+            .render(),
+        )
+    }
+
+    /// After a daemon start: brings the networks up again (bridges, rules, DNS servers with
+    /// the names of the running containers), then removes addresses, published ports, veths
+    /// and bridges that belong to nothing running or recorded.
+    pub async fn reconcile(&self, live: &[LiveEndpoints]) {
+        let all = self.all();
+        for net in &all {
+            let used = live.iter().any(|c| {
+                c.endpoints
+                    .iter()
+                    .any(|e| self.net_of(e).is_some_and(|n| Arc::ptr_eq(&n, net)))
+            });
+            if net.is_default() && !used {
+                continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "ipam reconcile failed"),
+            if let Err(e) = self.ensure_up(net).await {
+                tracing::warn!(network = net.record.name, error = %e, "cannot bring the network up");
+            }
         }
+        for net in &all {
+            let on_it: HashSet<String> = live
+                .iter()
+                .filter(|c| {
+                    c.endpoints
+                        .iter()
+                        .any(|e| self.net_of(e).is_some_and(|n| Arc::ptr_eq(&n, net)))
+                })
+                .map(|c| c.id.clone())
+                .collect();
+            match net.ipam.reconcile(&on_it) {
+                Ok(freed) if !freed.is_empty() => {
+                    tracing::info!(
+                        network = net.record.name,
+                        count = freed.len(),
+                        "freed addresses of gone containers"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "ipam reconcile failed"),
+            }
+        }
+        for c in live {
+            for e in &c.endpoints {
+                let Some(net) = self.net_of(e) else { continue };
+                if let Some(records) = &net.dns {
+                    let dns = c
+                        .dns
+                        .iter()
+                        .filter_map(|d| d.parse::<IpAddr>().ok())
+                        .map(|ip| SocketAddr::new(ip, 53))
+                        .collect();
+                    let _ = records.add(DnsContainer {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        aliases: e.aliases.clone(),
+                        ipv4: vec![e.ip],
+                        ipv6: vec![],
+                        dns_servers: dns,
+                    });
+                }
+            }
+        }
+        let live_ips: HashSet<Ipv4Addr> = live
+            .iter()
+            .flat_map(|c| c.endpoints.iter().map(|e| e.ip))
+            .collect();
         match self.nft.table_exists() {
-            Ok(true) => match self.nft.reconcile(live_ips) {
+            Ok(true) => match self.nft.reconcile(&live_ips) {
                 Ok(stale) if !stale.is_empty() => {
                     tracing::info!(
                         count = stale.len(),
@@ -612,19 +1270,89 @@ impl Networks {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "nft reconcile failed"),
         }
-        let keep: HashSet<String> = live.iter().map(|id| host_interface_name(id)).collect();
+        let keep: HashSet<String> = live
+            .iter()
+            .flat_map(|c| c.endpoints.iter().map(|e| e.host_interface.clone()))
+            .chain(all.iter().map(|n| n.record.bridge.clone()))
+            .collect();
         if let Ok(nl) = Netlink::connect() {
-            match nl.names_with_prefix("vb").await {
-                Ok(names) => {
-                    for name in names.into_iter().filter(|n| !keep.contains(n)) {
-                        tracing::info!(interface = name, "deleting the veth of a gone container");
-                        let _ = nl.delete(&name).await;
+            for prefix in ["vb", "vn", "bn-"] {
+                match nl.names_with_prefix(prefix).await {
+                    Ok(names) => {
+                        for name in names.into_iter().filter(|n| !keep.contains(n)) {
+                            tracing::info!(
+                                interface = name,
+                                "deleting an interface of a gone container or network"
+                            );
+                            let _ = nl.delete(&name).await;
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "cannot list interfaces"),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot list veths"),
             }
         }
     }
+
+    /// Stops the DNS servers (daemon shutdown); bridges and rules stay for running containers.
+    pub async fn shutdown(&self) {
+        for net in self.all() {
+            if let Some(resolver) = net.resolver.lock().await.take() {
+                resolver.stop().await;
+            }
+        }
+    }
+}
+
+/// A running container, as [`Networks::connect_running`] needs it.
+#[derive(Clone, Copy)]
+pub struct Running<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its name (its DNS name).
+    pub name: &'a str,
+    /// Its init's pid (whose network namespace gets the interface).
+    pub pid: i32,
+    /// Its directory (with the endpoint record).
+    pub dir: &'a Path,
+}
+
+/// One endpoint being made.
+struct Join<'a> {
+    id: &'a str,
+    name: &'a str,
+    pid: i32,
+    index: usize,
+    interface: String,
+    default_route: bool,
+    specs: &'a [PortSpec],
+    mac_fallback: &'a str,
+    dns: Vec<SocketAddr>,
+}
+
+/// Checks `--ip` against a network.
+fn check_endpoint(net: &Net, settings: &EndpointSettings) -> Result<(), EngineError> {
+    let (ip, _) = endpoint_settings(settings, "")?;
+    if let Some(ip) = ip {
+        let r = &net.record;
+        if !r.subnet.contains(ip) {
+            return Err(EngineError::Invalid(format!(
+                "invalid --ip {ip}: it is not in the {} network's subnet {}",
+                r.name, r.subnet
+            )));
+        }
+        if !r.subnet.is_host(ip) || ip == r.gateway {
+            return Err(EngineError::Invalid(format!(
+                "invalid --ip {ip}: it is the network, broadcast or gateway address of {}",
+                r.subnet
+            )));
+        }
+    }
+    for alias in &settings.aliases {
+        berth_net::dns::check_dns_name(alias).map_err(|e| {
+            EngineError::Invalid(format!("invalid --network-alias: {}", error_chain(&e)))
+        })?;
+    }
+    Ok(())
 }
 
 /// The `/etc/hosts` of a container: localhost lines, its own address and name (bridge) or
@@ -774,13 +1502,11 @@ mod tests {
 
     #[test]
     fn ip_and_mac_are_checked() {
-        let networks = Networks {
-            config: NetworkConfig::default(),
-            ipam: None,
-            nft: Nft::default(),
-            ready: tokio::sync::Mutex::new(false),
-            publishing: tokio::sync::Mutex::new(()),
-        };
+        let networks = Networks::with_store(
+            NetworkConfig::default(),
+            Arc::new(berth_net::MemoryIpamStore::default()),
+        )
+        .expect("networks");
         let mut r = request();
         let with_ip = |ip: &str| NetworkingConfig {
             endpoints_config: [(
@@ -808,7 +1534,9 @@ mod tests {
         r.networking_config = None;
         r.config.mac_address = "02:42:0a:d5:00:09".into();
         assert_eq!(
-            endpoint_request(&r, "bridge").expect("mac").1,
+            endpoint_settings(&EndpointSettings::default(), &r.config.mac_address)
+                .expect("mac")
+                .1,
             Some([2, 0x42, 10, 0xd5, 0, 9])
         );
         r.config.mac_address = "01:00:00:00:00:01".into();

@@ -40,6 +40,9 @@ pub struct ContainerAttachment {
     pub prefix_len: u8,
     /// The default gateway (the bridge's address).
     pub gateway: Ipv4Addr,
+    /// Whether the default route goes through `gateway`: true for a container's first network;
+    /// false for further networks and `--internal` ones (their subnet's route only).
+    pub default_route: bool,
     /// A MAC address for the container's interface (`--mac-address`); random when `None`.
     pub mac: Option<[u8; 6]>,
     /// The MTU of both ends, when not the default.
@@ -387,6 +390,9 @@ async fn configure_inside(netns: File, a: ContainerAttachment) -> Result<()> {
             nl.set_up(lo, "lo").await?;
         }
         nl.set_up(index, &a.interface).await?;
+        if !a.default_route {
+            return Ok(());
+        }
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .output_interface(index)
             .gateway(a.gateway)

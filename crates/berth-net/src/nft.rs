@@ -11,6 +11,9 @@
 //!   chain postrouting (nat, srcnat)  per network: masquerade 127.0.0.0/8 into the bridge
 //!                                    (route_localnet), hairpin (DNATed traffic from the subnet
 //!                                    back into the bridge), and outbound traffic of the subnet
+//!   chain forward     (filter)       isolation: nothing is forwarded from one berth network's
+//!                                    bridge to another's, and nothing into or out of an
+//!                                    `--internal` network's bridge
 //! ```
 //! A container's published ports are map elements whose value is its address, so adding or
 //! removing them touches nothing else, and reconcile can find every stale one.
@@ -34,6 +37,9 @@ pub struct NftNetwork {
     pub subnet: Ipv4Subnet,
     /// Whether outbound traffic is masqueraded (false for `--internal` networks).
     pub masquerade: bool,
+    /// `--internal`: no traffic is forwarded into or out of the bridge (its containers reach
+    /// each other and the gateway address only).
+    pub internal: bool,
 }
 
 /// One published port found in the table.
@@ -100,7 +106,17 @@ impl Nft {
         );
         let _ = writeln!(s, "add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}");
         let _ = writeln!(s, "add chain ip {t} published");
-        for chain in ["prerouting", "output", "postrouting", "published"] {
+        let _ = writeln!(
+            s,
+            "add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}"
+        );
+        for chain in [
+            "prerouting",
+            "output",
+            "postrouting",
+            "published",
+            "forward",
+        ] {
             let _ = writeln!(s, "flush chain ip {t} {chain}");
         }
         let _ = writeln!(
@@ -134,6 +150,23 @@ impl Nft {
                 let _ = writeln!(
                     s,
                     "add rule ip {t} postrouting ip saddr {subnet} oifname != {bridge} masquerade"
+                );
+            }
+            if n.internal {
+                let _ = writeln!(
+                    s,
+                    "add rule ip {t} forward iifname {bridge} oifname != {bridge} drop"
+                );
+                let _ = writeln!(
+                    s,
+                    "add rule ip {t} forward oifname {bridge} iifname != {bridge} drop"
+                );
+            }
+            for other in networks.iter().filter(|o| o.bridge != n.bridge) {
+                let _ = writeln!(
+                    s,
+                    "add rule ip {t} forward iifname {bridge} oifname {} drop",
+                    quote(&other.bridge)
                 );
             }
         }
@@ -395,6 +428,7 @@ mod tests {
             bridge: "berth0".into(),
             subnet: "10.213.0.0/16".parse().expect("subnet"),
             masquerade: true,
+            internal: false,
         }
     }
 
@@ -431,6 +465,34 @@ mod tests {
         assert!(!Nft::default()
             .setup_script(&[internal])
             .contains("oifname != "));
+    }
+
+    #[test]
+    fn networks_are_isolated_from_each_other_and_internal_ones_from_everything() {
+        let other = NftNetwork {
+            bridge: "bn-1".into(),
+            subnet: "10.214.0.0/24".parse().expect("subnet"),
+            masquerade: false,
+            internal: true,
+        };
+        let script = Nft::default().setup_script(&[network(), other]);
+        for line in [
+            "add chain ip berth forward { type filter hook forward priority filter; policy accept; }",
+            "flush chain ip berth forward",
+            "add rule ip berth forward iifname \"berth0\" oifname \"bn-1\" drop",
+            "add rule ip berth forward iifname \"bn-1\" oifname \"berth0\" drop",
+            "add rule ip berth forward iifname \"bn-1\" oifname != \"bn-1\" drop",
+            "add rule ip berth forward oifname \"bn-1\" iifname != \"bn-1\" drop",
+        ] {
+            assert!(script.lines().any(|l| l == line), "missing {line:?} in\n{script}");
+        }
+        // the internal network is not masqueraded; the other still is
+        assert!(!script.contains("ip saddr 10.214.0.0/24 oifname != "));
+        assert!(script.contains("ip saddr 10.213.0.0/16 oifname != \"berth0\" masquerade"));
+        // one network alone: nothing to isolate
+        assert!(!Nft::default()
+            .setup_script(&[network()])
+            .contains("add rule ip berth forward"));
     }
 
     #[test]

@@ -161,6 +161,7 @@ fn attachment(
         gateway,
         mac: None,
         mtu: None,
+        default_route: true,
     }
 }
 

@@ -124,6 +124,7 @@ fn attachment(id: &str, netns: &Path, address: Ipv4Addr) -> ContainerAttachment 
         gateway: subnet().first_host(),
         mac: None,
         mtu: None,
+        default_route: true,
     }
 }
 
@@ -254,7 +255,7 @@ priv_test! {
             berth_net::sysctl::enable_route_localnet(Path::new("/proc/sys"), "berth0")
                 .expect("route_localnet");
             let nft = Nft::default();
-            let network = NftNetwork { bridge: "berth0".into(), subnet: subnet(), masquerade: true };
+            let network = NftNetwork { bridge: "berth0".into(), subnet: subnet(), masquerade: true, internal: false };
             nft.setup(std::slice::from_ref(&network)).expect("nft setup");
 
             let ipam = ipam();

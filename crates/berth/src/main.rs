@@ -94,6 +94,9 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(commands::images::ImageCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCommand),
     /// Remove one or more images
     Rmi(commands::images::RmArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -209,6 +212,7 @@ fn main() -> ExitCode {
             Command::Pull(a) => commands::pull::run(a, &g).await,
             Command::Images(a) => commands::images::list(a, &g).await,
             Command::Image(c) => commands::images::dispatch(c, &g).await,
+            Command::Network(c) => commands::network::dispatch(c, &g).await,
             Command::Rmi(a) => commands::images::rm(a, &g).await,
             Command::Tag(a) => commands::images::tag(a, &g).await,
             Command::System(c) => commands::system::dispatch(c, &g).await,

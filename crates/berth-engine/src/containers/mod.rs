@@ -4,6 +4,7 @@
 mod control;
 pub mod exec;
 pub mod init;
+pub mod networking;
 pub mod spec;
 pub mod store;
 
@@ -95,11 +96,11 @@ pub enum WaitCondition {
     Removed,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     shim::log::timestamp_now()
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let mut b = [0u8; 32];
     for chunk in b.chunks_mut(8) {
         chunk.copy_from_slice(&rand_u64().to_le_bytes());
@@ -187,6 +188,7 @@ impl Engine {
         if req.host_config.network_mode.is_empty() || req.host_config.network_mode == "default" {
             req.host_config.network_mode = self.networks().default_mode().into();
         }
+        self.networks().normalize(&mut req)?;
         let (image, image_config) = if !req.host_config.rootfs.is_empty() {
             // --rootfs: a directory tree instead of an image; it names the container's image
             check_rootfs(&req.host_config.rootfs)?;
@@ -472,37 +474,10 @@ impl Engine {
         let run: RunState =
             serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap_or_default())
                 .map_err(|e| EngineError::Internal(format!("shim state of {}: {e}", c.id)))?;
-        if mode == NetworkMode::Bridge {
-            // the container exists, stopped before its execve: join it to the bridge now
-            let image_config = self.container_image_config(&c);
-            let connected = self
-                .networks()
-                .connect(
-                    &c.id,
-                    run.pid,
-                    &dir,
-                    &c.config,
-                    &exposed_ports(&c.config, &image_config),
-                )
-                .await;
-            let hostname = std::fs::read_to_string(dir.join("hostname")).unwrap_or_default();
-            let written = connected.as_ref().map_err(|_| ()).and_then(|endpoint| {
-                std::fs::write(
-                    dir.join("hosts"),
-                    network::hosts_file(
-                        hostname.trim(),
-                        Some(endpoint.ip),
-                        &c.config.host_config.extra_hosts,
-                    ),
-                )
-                .map_err(|_| ())
-            });
-            if let Err(e) = connected.and_then(|_| {
-                written.map_err(|()| {
-                    EngineError::Internal(format!("writing {}", dir.join("hosts").display()))
-                })
-            }) {
-                // nothing half-made: the created process goes, and its endpoint with it
+        if matches!(mode, NetworkMode::Bridge | NetworkMode::Named(_)) {
+            // the container exists, stopped before its execve: join it to its networks now
+            if let Err(e) = self.join_networks(&c, run.pid, &dir).await {
+                // nothing half-made: the created process goes, and its endpoints with it
                 let _ = shim::send_signal(run.pid, 9);
                 wait_for_shim(run.shim_pid).await;
                 self.networks().disconnect(&c.id, &dir).await;
@@ -1091,19 +1066,20 @@ impl Engine {
             return;
         };
         self.reconcile_containers(list).await;
-        let mut live = std::collections::HashSet::new();
-        let mut live_ips = std::collections::HashSet::new();
+        let mut live = Vec::new();
         for c in self.containers.list().unwrap_or_default() {
             if matches!(c.state, State::Running | State::Paused) {
-                if let Some(endpoint) = network::read_endpoint(&self.container_dir(&c.id)) {
-                    live_ips.insert(endpoint.ip);
-                }
-                live.insert(c.id);
+                live.push(network::LiveEndpoints {
+                    endpoints: network::read_endpoints(&self.container_dir(&c.id)),
+                    dns: c.config.host_config.dns.clone(),
+                    id: c.id,
+                    name: c.name,
+                });
             } else {
                 let _ = std::fs::remove_file(self.container_dir(&c.id).join("network.json"));
             }
         }
-        self.networks().reconcile(&live, &live_ips).await;
+        self.networks().reconcile(&live).await;
     }
 
     async fn reconcile_containers(self: &Arc<Self>, list: Vec<Container>) {

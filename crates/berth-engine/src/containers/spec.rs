@@ -380,17 +380,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<(Spec, Vec<String>), String> {
     // namespaces
     let linux = spec.linux_mut().as_mut().expect("base spec has linux");
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-    // network: a private namespace (bridge: the daemon adds the veth between create and
-    // start; none: loopback only; container:NAME: its path is set at start), or the host's
-    match hc.network_mode.as_str() {
-        "host" => namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network),
-        "" | "default" | "none" | "bridge" => {}
-        other if other.starts_with("container:") => {}
-        other => {
-            return Err(format!(
-                "network mode {other:?} is not supported (use bridge, none, host or container:NAME)"
-            ))
-        }
+    // network: a private namespace (bridge or a user-defined network: the daemon adds the
+    // veths between create and start; none: loopback only; container:NAME: its path is set
+    // at start), or the host's; network names were checked before
+    if hc.network_mode == "host" {
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
     }
     linux.set_namespaces(Some(namespaces));
     if hc.privileged {

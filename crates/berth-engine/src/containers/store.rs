@@ -214,6 +214,19 @@ impl ContainerStore {
         Ok(())
     }
 
+    /// Replaces a container's recorded config (`network connect`/`disconnect`).
+    pub fn update_config(&self, id: &str, config: &CreateRequest) -> Result<(), EngineError> {
+        let json =
+            serde_json::to_string(config).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.conn()
+            .execute(
+                "UPDATE containers SET config=?2 WHERE id=?1",
+                params![id, json],
+            )
+            .map_err(db_err("updating the config"))?;
+        Ok(())
+    }
+
     /// Deletes a record.
     pub fn delete(&self, id: &str) -> Result<(), EngineError> {
         self.conn()

@@ -111,14 +111,16 @@ pub struct CreateArgs {
     /// an image; the arguments are then the command: --rootfs DIR COMMAND [ARG...]
     #[arg(long, value_name = "DIR")]
     rootfs: Option<String>,
-    /// Connect a container to a network: bridge (the default), none, host, or
-    /// container:NAME (share that container's network stack)
+    /// Connect a container to a network: bridge (the default), none, host, a network made
+    /// with `network create` (by name or id), or container:NAME (share that container's
+    /// network stack)
     #[arg(long = "network", alias = "net", default_value = "default")]
     network: String,
-    /// Add network-scoped aliases for the container
+    /// Add network-scoped aliases for the container (names other containers on a
+    /// user-defined network resolve to it)
     #[arg(long = "network-alias")]
     network_alias: Vec<String>,
-    /// IPv4 address on the bridge network (e.g. 10.213.0.10)
+    /// IPv4 address on the container's network (e.g. 10.213.0.10)
     #[arg(long)]
     ip: Option<String>,
     /// Container MAC address (e.g. 02:42:0a:d5:00:0a)

@@ -8,6 +8,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod login;
+pub mod network;
 pub mod pull;
 pub mod stats;
 pub mod system;

@@ -9,6 +9,7 @@ mod network;
 mod observe;
 mod runtime_cli;
 mod support;
+mod user_networks;
 
 use std::io::Write;
 use std::process::Stdio;

@@ -1,0 +1,506 @@
+//! User-defined networks (`network create`): their records in the `networks` table of
+//! engine.db, the checks of a create request, and the choice of a free subnet.
+//!
+//! A network is a bridge of its own (`bn-` and 12 characters of its id, or the name given with
+//! `-o com.docker.network.bridge.name=NAME`), a subnet with IPAM, and (unlike the default
+//! bridge, as in Docker) an embedded DNS server. The kernel state is brought up in
+//! [`super::Networks`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use berth_api::networks::NetworkCreateRequest;
+use berth_net::Ipv4Subnet;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+
+/// The networks every daemon has and no one can remove (Docker's predefined networks).
+pub const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+/// Docker's option that names a network's bridge.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+/// Where subnets of networks created without `--subnet` come from: /20s (4,094 addresses
+/// each) of 10.214.0.0–10.221.255.255, clear of berth's default bridge (10.213.0.0/16),
+/// Docker's (172.17.0.0/16 and up, 192.168.0.0/16) and Podman's (10.88.0.0/16, 10.89.0.0/16).
+const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(10, 214, 0, 0);
+const POOL_PREFIX: u8 = 20;
+const POOL_SIZE: u32 = 128;
+
+/// One user-defined network as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetworkRecord {
+    /// 64 hex characters.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
+    /// `bridge` (the only driver).
+    pub driver: String,
+    /// The Linux bridge.
+    pub bridge: String,
+    /// Its subnet.
+    #[serde(with = "subnet_text")]
+    pub subnet: Ipv4Subnet,
+    /// The gateway: the bridge's address, the containers' default route and DNS server.
+    pub gateway: Ipv4Addr,
+    /// Whether the subnet was given (`--subnet`) rather than chosen from the pool.
+    #[serde(default)]
+    pub subnet_given: bool,
+    /// Whether the gateway was given (`--gateway`).
+    #[serde(default)]
+    pub gateway_given: bool,
+    /// `--internal`: no traffic in or out of the network, no default route.
+    pub internal: bool,
+    /// `--attachable` (recorded; every local network is attachable).
+    #[serde(default)]
+    pub attachable: bool,
+    /// `--label`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `-o/--opt` driver options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// RFC 3339 creation time.
+    pub created: String,
+}
+
+/// `Ipv4Subnet` as its text (`10.214.0.0/20`) in records.
+mod subnet_text {
+    use berth_net::Ipv4Subnet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Ipv4Subnet, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Ipv4Subnet, D::Error> {
+        let text = String::deserialize(de)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks a network name the way Docker does.
+pub fn check_name(name: &str) -> Result<(), EngineError> {
+    if name.is_empty() {
+        return Err(EngineError::Invalid(
+            "a network needs a name: network create NAME".into(),
+        ));
+    }
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok
+        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        || name.len() > 128
+    {
+        return Err(EngineError::Invalid(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// What a create request asks for, checked: everything but the subnet choice (which needs
+/// the other networks) and the id.
+#[derive(Debug, Clone)]
+pub struct CreatePlan {
+    /// The name.
+    pub name: String,
+    /// `--subnet`.
+    pub subnet: Option<Ipv4Subnet>,
+    /// `--gateway`.
+    pub gateway: Option<Ipv4Addr>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Options.
+    pub options: BTreeMap<String, String>,
+    /// The bridge's name when given with `-o com.docker.network.bridge.name`.
+    pub bridge: Option<String>,
+}
+
+/// Checks a `POST /networks/create` body.
+pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
+    check_name(&req.name)?;
+    if PREDEFINED.contains(&req.name.as_str()) {
+        return Err(EngineError::Forbidden(format!(
+            "{} is a pre-defined network and cannot be created",
+            req.name
+        )));
+    }
+    match req.driver.as_str() {
+        "" | "bridge" => {}
+        other => {
+            return Err(EngineError::NotFound(format!(
+                "plugin {other:?} not found: berth's networks use the bridge driver (leave out --driver or use --driver bridge)"
+            )))
+        }
+    }
+    if req.enable_ipv6 == Some(true) {
+        return Err(EngineError::Invalid(
+            "IPv6 networks are not supported by berth yet: leave out --ipv6".into(),
+        ));
+    }
+    if req.enable_ipv4 == Some(false) {
+        return Err(EngineError::Invalid(
+            "a network without IPv4 is not supported by berth: leave out --ipv4=false".into(),
+        ));
+    }
+    if req.config_only || req.ingress || req.scope.as_deref().is_some_and(|s| s != "local") {
+        return Err(EngineError::Invalid(
+            "swarm, ingress and config-only networks are not supported: berth's networks are local bridges".into(),
+        ));
+    }
+    let mut subnet = None;
+    let mut gateway = None;
+    if let Some(ipam) = &req.ipam {
+        match ipam.driver.as_str() {
+            "" | "default" => {}
+            other => {
+                return Err(EngineError::NotFound(format!(
+                    "IPAM driver {other:?} not found: berth has the default one only"
+                )))
+            }
+        }
+        if ipam.config.len() > 1 {
+            return Err(EngineError::Invalid(
+                "one --subnet per network: berth's networks have one IPv4 subnet".into(),
+            ));
+        }
+        if let Some(c) = ipam.config.first() {
+            if !c.ip_range.is_empty() {
+                return Err(EngineError::Invalid(format!(
+                    "--ip-range {} is not supported: addresses come from the whole --subnet",
+                    c.ip_range
+                )));
+            }
+            if !c.auxiliary_addresses.is_empty() {
+                return Err(EngineError::Invalid(
+                    "--aux-address is not supported".into(),
+                ));
+            }
+            if !c.subnet.is_empty() {
+                if c.subnet.contains(':') {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid --subnet {}: IPv6 subnets are not supported by berth yet",
+                        c.subnet
+                    )));
+                }
+                subnet = Some(parse_subnet(&c.subnet)?);
+            }
+            if !c.gateway.is_empty() {
+                let g: Ipv4Addr = c.gateway.parse().map_err(|_| {
+                    EngineError::Invalid(format!(
+                        "invalid --gateway {:?}: not an IPv4 address",
+                        c.gateway
+                    ))
+                })?;
+                let Some(s) = subnet else {
+                    return Err(EngineError::Invalid(
+                        "--gateway needs --subnet (the subnet it belongs to)".into(),
+                    ));
+                };
+                if !s.is_host(g) {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid --gateway {g}: it is not a host address of the subnet {s}"
+                    )));
+                }
+                gateway = Some(g);
+            }
+        }
+    }
+    let bridge = req.options.get(BRIDGE_NAME_OPTION).cloned();
+    if let Some(b) = &bridge {
+        berth_net::link::check_interface_name(b)
+            .map_err(|e| EngineError::Invalid(format!("invalid {BRIDGE_NAME_OPTION}: {e}")))?;
+    }
+    Ok(CreatePlan {
+        name: req.name.clone(),
+        subnet,
+        gateway,
+        internal: req.internal,
+        attachable: req.attachable,
+        labels: req.labels.clone(),
+        options: req.options.clone(),
+        bridge,
+    })
+}
+
+/// Parses `--subnet` (`10.1.0.0/24`; host bits must be zero, as in Docker).
+pub fn parse_subnet(text: &str) -> Result<Ipv4Subnet, EngineError> {
+    let bad = |why: &str| {
+        EngineError::Invalid(format!(
+            "invalid --subnet {text:?}: {why} (expected ADDRESS/PREFIX, e.g. 10.99.0.0/24)"
+        ))
+    };
+    let (address, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| bad("no prefix length"))?;
+    let address: Ipv4Addr = address.parse().map_err(|_| bad("not an IPv4 address"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| (1..=30).contains(p))
+        .ok_or_else(|| bad("the prefix length must be 1 to 30"))?;
+    let subnet = Ipv4Subnet::new(address, prefix).map_err(|e| bad(&e.to_string()))?;
+    if subnet.network() != address {
+        return Err(bad(&format!(
+            "host bits are set; the network address is {}",
+            subnet.network()
+        )));
+    }
+    Ok(subnet)
+}
+
+/// Whether two subnets share an address.
+pub fn overlaps(a: Ipv4Subnet, b: Ipv4Subnet) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// The first /20 of berth's pool that overlaps none of `taken`.
+pub fn free_subnet(taken: &[Ipv4Subnet]) -> Result<Ipv4Subnet, EngineError> {
+    let size = 1u32 << (32 - u32::from(POOL_PREFIX));
+    for i in 0..POOL_SIZE {
+        let network = Ipv4Addr::from(u32::from(POOL_FIRST) + i * size);
+        let candidate = Ipv4Subnet::new(network, POOL_PREFIX)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if !taken.iter().any(|t| overlaps(*t, candidate)) {
+            return Ok(candidate);
+        }
+    }
+    Err(EngineError::Conflict(
+        "no free subnet left in berth's pool (10.214.0.0-10.221.255.255): remove unused networks (network prune) or give --subnet".into(),
+    ))
+}
+
+/// The IPv4 routes of this network namespace (`/proc/net/route`), so that an automatically
+/// chosen subnet never shadows a network the host already reaches.
+pub fn host_routes() -> Vec<Ipv4Subnet> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (dest, mask) = (f.get(1)?, f.get(7)?);
+            let dest = u32::from_str_radix(dest, 16).ok()?;
+            let mask = u32::from_str_radix(mask, 16).ok()?;
+            // the kernel prints the network-order words as native integers
+            let dest = Ipv4Addr::from(dest.to_ne_bytes());
+            let prefix = u32::from(Ipv4Addr::from(mask.to_ne_bytes())).count_ones() as u8;
+            if prefix == 0 {
+                return None; // the default route shadows nothing
+            }
+            Ipv4Subnet::new(dest, prefix).ok()
+        })
+        .collect()
+}
+
+/// The `networks` table of engine.db.
+pub struct NetworkStore {
+    db: Mutex<Connection>,
+}
+
+fn db_err(what: &'static str) -> impl Fn(rusqlite::Error) -> EngineError {
+    move |e| EngineError::Internal(format!("network database: {what}: {e}"))
+}
+
+impl NetworkStore {
+    /// Opens (and creates) the table.
+    pub fn open(path: &Path) -> Result<NetworkStore, EngineError> {
+        let conn = Connection::open(path).map_err(db_err("opening"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS networks (
+                 id TEXT PRIMARY KEY,
+                 name TEXT NOT NULL UNIQUE,
+                 record TEXT NOT NULL
+             );",
+        )
+        .map_err(db_err("creating the table"))?;
+        Ok(NetworkStore {
+            db: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new network; a taken name is a conflict.
+    pub fn insert(&self, r: &NetworkRecord) -> Result<(), EngineError> {
+        let conn = self.conn();
+        let taken: Option<String> = conn
+            .query_row(
+                "SELECT id FROM networks WHERE name = ?1",
+                params![r.name],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_err("looking up a name"))?;
+        if let Some(id) = taken {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists (id {}); choose another name or remove it first",
+                r.name,
+                &id[..12.min(id.len())]
+            )));
+        }
+        let json = serde_json::to_string(r).map_err(|e| EngineError::Internal(e.to_string()))?;
+        conn.execute(
+            "INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)",
+            params![r.id, r.name, json],
+        )
+        .map_err(db_err("inserting"))?;
+        Ok(())
+    }
+
+    /// Removes a network's record.
+    pub fn delete(&self, id: &str) -> Result<(), EngineError> {
+        self.conn()
+            .execute("DELETE FROM networks WHERE id = ?1", params![id])
+            .map_err(db_err("deleting"))?;
+        Ok(())
+    }
+
+    /// Every recorded network, by name.
+    pub fn list(&self) -> Result<Vec<NetworkRecord>, EngineError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT record FROM networks ORDER BY name")
+            .map_err(db_err("listing"))?;
+        let rows = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(db_err("listing"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let json = row.map_err(db_err("listing"))?;
+            match serde_json::from_str(&json) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable network record"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::networks::{IpamConfig, IpamRequest};
+
+    fn request(name: &str) -> NetworkCreateRequest {
+        NetworkCreateRequest {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn names_and_drivers_are_checked() {
+        plan(&request("my-net_1.x")).expect("valid");
+        for bad in ["", "-x", "a b", "a/b", ".x"] {
+            assert!(plan(&request(bad)).is_err(), "{bad:?}");
+        }
+        let e = plan(&request("bridge")).expect_err("predefined");
+        assert!(matches!(e, EngineError::Forbidden(_)), "{e:?}");
+        let mut r = request("n");
+        r.driver = "overlay".into();
+        assert!(plan(&r)
+            .expect_err("driver")
+            .to_string()
+            .contains("plugin \"overlay\" not found"));
+        r.driver = "bridge".into();
+        r.enable_ipv6 = Some(true);
+        assert!(plan(&r).expect_err("v6").to_string().contains("IPv6"));
+    }
+
+    #[test]
+    fn subnets_and_gateways_are_checked() {
+        let with = |subnet: &str, gateway: &str| {
+            let mut r = request("n");
+            r.ipam = Some(IpamRequest {
+                config: vec![IpamConfig {
+                    subnet: subnet.into(),
+                    gateway: gateway.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            plan(&r)
+        };
+        let p = with("10.99.0.0/24", "10.99.0.254").expect("valid");
+        assert_eq!(p.subnet.expect("subnet").to_string(), "10.99.0.0/24");
+        assert_eq!(p.gateway, Some(Ipv4Addr::new(10, 99, 0, 254)));
+        let e = with("10.99.0.1/24", "").expect_err("host bits");
+        assert!(
+            e.to_string().contains("network address is 10.99.0.0"),
+            "{e}"
+        );
+        assert!(with("10.99.0.0/24", "10.98.0.1").is_err());
+        assert!(with("10.99.0.0/24", "10.99.0.255").is_err());
+        assert!(with("", "10.99.0.1").is_err());
+        assert!(with("fd00::/64", "").is_err());
+        assert!(with("10.99.0.0/33", "").is_err());
+    }
+
+    #[test]
+    fn the_pool_skips_taken_subnets() {
+        let first = free_subnet(&[]).expect("free");
+        assert_eq!(first.to_string(), "10.214.0.0/20");
+        let second = free_subnet(&[first]).expect("free");
+        assert_eq!(second.to_string(), "10.214.16.0/20");
+        let wide: Ipv4Subnet = "10.214.0.0/16".parse().expect("subnet");
+        assert_eq!(
+            free_subnet(&[wide]).expect("free").to_string(),
+            "10.215.0.0/20"
+        );
+        let all: Ipv4Subnet = "10.208.0.0/12".parse().expect("subnet");
+        assert!(free_subnet(&[all]).is_err());
+        assert!(overlaps(wide, first));
+        assert!(!overlaps(first, second));
+    }
+
+    #[test]
+    fn records_round_trip_and_names_are_unique() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = NetworkStore::open(&dir.path().join("engine.db")).expect("open");
+        let record = NetworkRecord {
+            id: "a".repeat(64),
+            name: "web".into(),
+            driver: "bridge".into(),
+            bridge: "bn-aaaaaaaaaaaa".into(),
+            subnet: "10.214.0.0/20".parse().expect("subnet"),
+            gateway: Ipv4Addr::new(10, 214, 0, 1),
+            subnet_given: false,
+            gateway_given: false,
+            internal: true,
+            attachable: false,
+            labels: [("a".to_string(), "b".to_string())].into(),
+            options: BTreeMap::new(),
+            created: "2026-11-23T00:00:00Z".into(),
+        };
+        store.insert(&record).expect("insert");
+        let again = NetworkRecord {
+            id: "b".repeat(64),
+            ..record.clone()
+        };
+        let e = store.insert(&again).expect_err("taken");
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert_eq!(store.list().expect("list"), vec![record.clone()]);
+        store.delete(&record.id).expect("delete");
+        assert!(store.list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn host_routes_parse() {
+        // whatever this namespace has, the parse must not panic and must skip the default
+        for r in host_routes() {
+            assert!(r.prefix_len() > 0);
+        }
+    }
+}
