@@ -28,4 +28,32 @@ set -e
 [ "$rc" = 125 ] || fail "a taken port exits 125 (got $rc)"
 echo "$err" | grep -q 'port is already allocated' || fail "a taken port says so (got $err)"
 docker rm -f compat-web >/dev/null
+
+# user-defined networks: create, run on them, names resolve, isolation, connect, rm
+docker network create --subnet 10.97.0.0/24 --label compat=1 compat-a >/dev/null
+docker network create --internal compat-b >/dev/null
+docker network ls --format '{{.Name}} {{.Driver}}' | grep -qx 'compat-a bridge' || fail "network ls shows compat-a"
+[ "$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}} {{index .Labels "compat"}}' compat-a)" = "10.97.0.0/24 1" ] \
+  || fail "network inspect shows subnet and label"
+docker run -d --name compat-srv --network compat-a --network-alias srv "$ref" \
+  sh -c 'mkdir /www && echo compat-srv > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+got=$(docker run --rm --network compat-a "$ref" wget -q -O - http://srv/)
+[ "$got" = compat-srv ] || fail "an alias resolves on its network (got $got)"
+[ "$(docker inspect -f '{{(index .NetworkSettings.Networks "compat-a").IPAddress}}' compat-srv)" = 10.97.0.2 ] \
+  || fail "inspect shows the address on compat-a"
+if docker run --rm --network compat-b --dns-search . "$ref" nslookup compat-srv >/dev/null 2>&1; then
+  fail "a name resolved across networks"
+fi
+docker network connect compat-b compat-srv
+docker exec compat-srv ip -4 -o addr show eth1 | grep -q ' 10.214.' || fail "network connect adds eth1"
+[ "$(docker network inspect -f '{{len .Containers}}' compat-b)" = 1 ] || fail "network inspect lists the container"
+set +e
+err=$(docker network rm compat-a 2>&1); rc=$?
+set -e
+[ "$rc" = 1 ] || fail "removing a network in use fails (got $rc)"
+echo "$err" | grep -q 'has active endpoints' || fail "removing a network in use says why (got $err)"
+docker network disconnect compat-b compat-srv
+docker rm -f compat-srv >/dev/null
+docker network rm compat-a compat-b >/dev/null
+! docker network ls -q --filter name=compat- | grep -q . || fail "networks removed"
 echo "docker CLI network: ok"

@@ -445,7 +445,11 @@ pub(crate) async fn list(
             None => BTreeMap::new(),
         };
     for k in filters.keys() {
-        if !["status", "name", "id", "label", "ancestor", "exited"].contains(&k.as_str()) {
+        if ![
+            "status", "name", "id", "label", "ancestor", "exited", "network",
+        ]
+        .contains(&k.as_str())
+        {
             return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
         }
     }
@@ -478,6 +482,29 @@ pub(crate) async fn list(
         let ids = get("id");
         if !ids.is_empty() && !ids.iter().any(|i| c.id.starts_with(i)) {
             continue;
+        }
+        let networks = get("network");
+        if !networks.is_empty() {
+            // by name or id, as Docker matches it: the networks the container is on
+            let on: Vec<String> = network_settings(&engine, &c)["Networks"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .flat_map(|(name, v)| {
+                            [
+                                name.clone(),
+                                v["NetworkID"].as_str().unwrap_or_default().to_string(),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !networks.iter().any(|n| {
+                on.iter()
+                    .any(|o| o == n || (n.len() >= 12 && o.starts_with(n.as_str())))
+            }) {
+                continue;
+            }
         }
         let exited = get("exited");
         let exit_matches = c.state == CState::Exited

@@ -606,8 +606,16 @@ impl Networks {
     }
 
     /// Rewrites a create request's network names to the networks' own names (an id or id
-    /// prefix may name them), so that the record keeps working when names are looked up.
+    /// prefix may name them, and `default` the default mode, already resolved in
+    /// `NetworkMode`), so that the record keeps working when names are looked up.
     pub fn normalize(&self, req: &mut CreateRequest) -> Result<(), EngineError> {
+        // the docker CLI keys its endpoint settings by the mode it sent (`default`)
+        let mode = req.host_config.network_mode.clone();
+        if let Some(nc) = req.networking_config.as_mut() {
+            if let Some(settings) = nc.endpoints_config.remove("default") {
+                nc.endpoints_config.entry(mode).or_insert(settings);
+            }
+        }
         if let NetworkMode::Named(key) = NetworkMode::parse(&req.host_config.network_mode) {
             let net = self.find(&key)?;
             let name = net.record.name.clone();

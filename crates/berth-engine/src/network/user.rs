@@ -152,7 +152,13 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
             "a network without IPv4 is not supported by berth: leave out --ipv4=false".into(),
         ));
     }
-    if req.config_only || req.ingress || req.scope.as_deref().is_some_and(|s| s != "local") {
+    if req.config_only
+        || req.ingress
+        || req
+            .scope
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != "local")
+    {
         return Err(EngineError::Invalid(
             "swarm, ingress and config-only networks are not supported: berth's networks are local bridges".into(),
         ));
@@ -415,6 +421,12 @@ mod tests {
             .to_string()
             .contains("plugin \"overlay\" not found"));
         r.driver = "bridge".into();
+        // what the docker CLI sends: an empty scope is the local one
+        r.scope = Some(String::new());
+        plan(&r).expect("docker CLI body");
+        r.scope = Some("swarm".into());
+        assert!(plan(&r).is_err());
+        r.scope = None;
         r.enable_ipv6 = Some(true);
         assert!(plan(&r).expect_err("v6").to_string().contains("IPv6"));
     }

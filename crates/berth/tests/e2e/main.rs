@@ -372,6 +372,14 @@ priv_test! {
 }
 
 priv_test! {
+    fn docker_py_networks_work_unchanged() {
+        support::in_fresh_netns(|| {
+            run_compat_on(Berth::with_bridge(), "/usr/bin/python3", &["docker_py_network.py"]);
+        });
+    }
+}
+
+priv_test! {
     fn docker_cli_networking_works_unchanged() {
         support::in_fresh_netns(|| {
             run_compat_on(Berth::with_bridge(), "bash", &["docker_cli_network.sh"]);

@@ -158,6 +158,8 @@ priv_test! {
             assert_eq!(members.len(), 1, "{members:?}");
             assert_eq!(members[0]["Name"], "web");
             assert_eq!(members[0]["IPv4Address"], "10.99.0.1/24");
+            let on_other = b.ok(&["ps", "--filter", "network=other", "--format", "{{.Names}}"]);
+            assert_eq!(on_other.trim(), "web");
             let (code, err) = b.fails(&["network", "connect", "other", "web"]);
             assert_eq!(code, 1);
             assert!(err.contains("already exists in network other"), "{err}");
