@@ -677,8 +677,12 @@ impl Networks {
         let specs = port_specs(req, exposed)?;
         match &mode {
             NetworkMode::Bridge | NetworkMode::Named(_) => {
-                for (net, settings) in self.plan(req)? {
+                for (i, (net, settings)) in self.plan(req)?.into_iter().enumerate() {
                     check_endpoint(&net, &settings)?;
+                    if i == 0 {
+                        // the container-wide --mac-address of older API versions
+                        endpoint_settings(&settings, &req.config.mac_address)?;
+                    }
                 }
             }
             NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_) => {

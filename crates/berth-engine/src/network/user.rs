@@ -254,14 +254,9 @@ pub fn parse_subnet(text: &str) -> Result<Ipv4Subnet, EngineError> {
         .ok()
         .filter(|p| (1..=30).contains(p))
         .ok_or_else(|| bad("the prefix length must be 1 to 30"))?;
-    let subnet = Ipv4Subnet::new(address, prefix).map_err(|e| bad(&e.to_string()))?;
-    if subnet.network() != address {
-        return Err(bad(&format!(
-            "host bits are set; the network address is {}",
-            subnet.network()
-        )));
-    }
-    Ok(subnet)
+    // refuses host bits, naming the network address
+    Ipv4Subnet::new(address, prefix)
+        .map_err(|e| EngineError::Invalid(format!("invalid --subnet {text:?}: {e}")))
 }
 
 /// Whether two subnets share an address.
@@ -450,7 +445,7 @@ mod tests {
         assert_eq!(p.gateway, Some(Ipv4Addr::new(10, 99, 0, 254)));
         let e = with("10.99.0.1/24", "").expect_err("host bits");
         assert!(
-            e.to_string().contains("network address is 10.99.0.0"),
+            e.to_string().contains("did you mean 10.99.0.0/24"),
             "{e}"
         );
         assert!(with("10.99.0.0/24", "10.98.0.1").is_err());
