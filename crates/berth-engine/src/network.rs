@@ -1185,6 +1185,23 @@ impl Networks {
         let _ = std::fs::remove_file(dir.join(ENDPOINT_FILE));
     }
 
+    /// A running container was renamed: its DNS records answer the new name.
+    pub fn rename(&self, id: &str, name: &str, dir: &Path, req: &CreateRequest) {
+        for e in read_endpoints(dir) {
+            let Some(net) = self.net_of(&e) else { continue };
+            if let Some(records) = &net.dns {
+                let _ = records.add(DnsContainer {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    aliases: e.aliases.clone(),
+                    ipv4: vec![e.ip],
+                    ipv6: vec![],
+                    dns_servers: dns_servers(req),
+                });
+            }
+        }
+    }
+
     /// The `/etc/resolv.conf` of a container whose first network is `primary`: on a
     /// user-defined network, the network's DNS server (on its gateway) answers; `None`
     /// keeps the file written at create.

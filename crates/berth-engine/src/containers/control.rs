@@ -100,6 +100,9 @@ impl Engine {
         }
         let old = std::mem::replace(&mut c.name, n.to_string());
         self.containers.update(&c)?;
+        // the embedded DNS servers answer the new name from now on, not the old one
+        self.networks()
+            .rename(&c.id, &c.name, &self.container_dir(&c.id), &c.config);
         self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }

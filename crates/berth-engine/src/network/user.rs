@@ -444,10 +444,7 @@ mod tests {
         assert_eq!(p.subnet.expect("subnet").to_string(), "10.99.0.0/24");
         assert_eq!(p.gateway, Some(Ipv4Addr::new(10, 99, 0, 254)));
         let e = with("10.99.0.1/24", "").expect_err("host bits");
-        assert!(
-            e.to_string().contains("did you mean 10.99.0.0/24"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("did you mean 10.99.0.0/24"), "{e}");
         assert!(with("10.99.0.0/24", "10.98.0.1").is_err());
         assert!(with("10.99.0.0/24", "10.99.0.255").is_err());
         assert!(with("", "10.99.0.1").is_err());

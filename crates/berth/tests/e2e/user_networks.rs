@@ -175,6 +175,12 @@ priv_test! {
             b.ok(&["start", "later"]);
             let addrs = b.ok(&["exec", "later", "ip", "-4", "-o", "addr"]);
             assert!(addrs.contains("10.214.0.3/20") && addrs.contains("10.99.0.1/24"), "{addrs}");
+            // a rename changes the name the network answers
+            b.ok(&["rename", "later", "renamed"]);
+            let (ok, out) = lookup(b, img, "appnet", "renamed");
+            assert!(ok && out.contains("Address: 10.214.0.3"), "{out}");
+            let (ok, _) = lookup(b, img, "appnet", "later");
+            assert!(!ok, "the old name still resolves");
 
             // bad input: Docker's errors, nothing made
             let (code, err) = b.fails(&["network", "create", "appnet"]);
@@ -201,7 +207,7 @@ priv_test! {
             assert!(b.ok(&["network", "ls", "-q", "--filter", "name=x"]).trim().is_empty());
 
             // removal: containers, then networks; nothing of theirs is left
-            b.ok(&["rm", "-f", "web", "db", "later"]);
+            b.ok(&["rm", "-f", "web", "db", "renamed"]);
             let pruned = b.ok(&["network", "prune", "-f", "--filter", "label!=tier"]);
             assert!(pruned.contains("other") && pruned.contains("inner") && !pruned.contains("appnet"), "{pruned}");
             b.ok(&["network", "rm", "appnet"]);
