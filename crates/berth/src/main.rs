@@ -4,6 +4,7 @@ mod commands;
 mod context;
 mod output;
 mod runc;
+mod template;
 
 use std::process::ExitCode;
 

@@ -167,56 +167,9 @@ pub fn json_pretty(v: &serde_json::Value) -> String {
     String::from_utf8(buf).expect("JSON is UTF-8")
 }
 
-/// Renders a small subset of Go templates over a JSON value: `{{.A.B}}`, `{{json .A}}`,
-/// `{{json .}}`, literal text and `\t`/`\n` escapes.
+/// Renders a docker-style `--format` template over a JSON value (see [`crate::template`]).
 pub fn render_template(tpl: &str, v: &serde_json::Value) -> anyhow::Result<String> {
-    let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = tpl.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| anyhow::anyhow!("template parsing error: unclosed action in {tpl:?}"))?;
-        let action = rest[start + 2..start + end].trim();
-        let (as_json, path) = match action.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, action),
-        };
-        if !path.starts_with('.') {
-            anyhow::bail!("template parsing error: unsupported action {{{{{action}}}}} (berth supports {{{{.Field}}}} and {{{{json .Field}}}})");
-        }
-        let mut cur = v;
-        for key in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|k| !k.is_empty())
-        {
-            cur = cur
-                .get(key)
-                .ok_or_else(|| anyhow::anyhow!("template: can't evaluate field {key}"))?;
-        }
-        match (as_json, cur) {
-            (false, serde_json::Value::String(s)) => out.push_str(s),
-            (false, serde_json::Value::Null) => out.push_str("<no value>"),
-            (false, serde_json::Value::Array(a)) => {
-                let items: Vec<String> = a
-                    .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| x.to_string())
-                    })
-                    .collect();
-                out.push_str(&format!("[{}]", items.join(" ")));
-            }
-            (false, other) => out.push_str(&other.to_string()),
-            (true, other) => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    crate::template::render(tpl, v)
 }
 
 #[cfg(test)]
@@ -245,7 +198,10 @@ mod tests {
             r#"["sh","-c"]"#
         );
         assert_eq!(render_template("n={{.N}}\\t!", &v).expect("ok"), "n=3\t!");
-        assert!(render_template("{{.Missing}}", &v).is_err());
+        assert_eq!(
+            render_template("{{.Missing}}", &v).expect("ok"),
+            "<no value>"
+        );
         assert!(render_template("{{range .}}", &v).is_err());
     }
 }

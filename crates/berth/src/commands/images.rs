@@ -58,7 +58,7 @@ pub struct InspectArgs {
     /// Images
     #[arg(required = true)]
     images: Vec<String>,
-    /// Format output using a Go-style template ({{.Field}}, {{json .Field}})
+    /// Format output using a Go template ({{.Field}}, {{json .Field}}, {{range}}, {{index}}, ...)
     #[arg(short, long)]
     format: Option<String>,
 }

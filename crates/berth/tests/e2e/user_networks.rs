@@ -153,6 +153,9 @@ priv_test! {
             assert_eq!(nets["other"]["IPAddress"], "10.99.0.1", "{nets}");
             assert_eq!(nets["other"]["Aliases"][0], "site", "{nets}");
             assert_eq!(nets["appnet"]["NetworkID"], id.as_str(), "{nets}");
+            // docker's usual way to read a container's addresses
+            let ips = b.ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "web"]);
+            assert_eq!(ips.trim(), "10.214.0.2 10.99.0.1");
             let members = json(&b.ok(&["network", "inspect", "-f", "{{json .Containers}}", "other"]));
             let members: Vec<_> = members.as_object().expect("map").values().collect();
             assert_eq!(members.len(), 1, "{members:?}");
