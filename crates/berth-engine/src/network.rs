@@ -498,13 +498,34 @@ pub struct Networks {
     publishing: tokio::sync::Mutex<()>,
 }
 
-fn dns_servers(req: &CreateRequest) -> Vec<SocketAddr> {
-    req.host_config
-        .dns
-        .iter()
+/// `--dns` servers as the embedded DNS server forwards to them.
+fn dns_servers_of(dns: &[String]) -> Vec<SocketAddr> {
+    dns.iter()
         .filter_map(|d| d.parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+fn dns_servers(req: &CreateRequest) -> Vec<SocketAddr> {
+    dns_servers_of(&req.host_config.dns)
+}
+
+/// A container's records on one network: its name, aliases and short id → its address.
+fn dns_entry(
+    id: &str,
+    name: &str,
+    aliases: &[String],
+    ip: Ipv4Addr,
+    dns_servers: Vec<SocketAddr>,
+) -> DnsContainer {
+    DnsContainer {
+        id: id.to_string(),
+        name: name.to_string(),
+        aliases: aliases.to_vec(),
+        ipv4: vec![ip],
+        ipv6: vec![],
+        dns_servers,
+    }
 }
 
 impl Networks {
@@ -1079,14 +1100,13 @@ impl Networks {
             }
             if let Some(records) = &net.dns {
                 records
-                    .add(DnsContainer {
-                        id: j.id.to_string(),
-                        name: j.name.to_string(),
-                        aliases: settings.aliases.clone(),
-                        ipv4: vec![ip],
-                        ipv6: vec![],
-                        dns_servers: j.dns.clone(),
-                    })
+                    .add(dns_entry(
+                        j.id,
+                        j.name,
+                        &settings.aliases,
+                        ip,
+                        j.dns.clone(),
+                    ))
                     .map_err(|e| EngineError::Invalid(error_chain(&e)))?;
             }
             Ok(())
@@ -1190,14 +1210,7 @@ impl Networks {
         for e in read_endpoints(dir) {
             let Some(net) = self.net_of(&e) else { continue };
             if let Some(records) = &net.dns {
-                let _ = records.add(DnsContainer {
-                    id: id.to_string(),
-                    name: name.to_string(),
-                    aliases: e.aliases.clone(),
-                    ipv4: vec![e.ip],
-                    ipv6: vec![],
-                    dns_servers: dns_servers(req),
-                });
+                let _ = records.add(dns_entry(id, name, &e.aliases, e.ip, dns_servers(req)));
             }
         }
     }
@@ -1264,20 +1277,8 @@ impl Networks {
             for e in &c.endpoints {
                 let Some(net) = self.net_of(e) else { continue };
                 if let Some(records) = &net.dns {
-                    let dns = c
-                        .dns
-                        .iter()
-                        .filter_map(|d| d.parse::<IpAddr>().ok())
-                        .map(|ip| SocketAddr::new(ip, 53))
-                        .collect();
-                    let _ = records.add(DnsContainer {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        aliases: e.aliases.clone(),
-                        ipv4: vec![e.ip],
-                        ipv6: vec![],
-                        dns_servers: dns,
-                    });
+                    let dns = dns_servers_of(&c.dns);
+                    let _ = records.add(dns_entry(&c.id, &c.name, &e.aliases, e.ip, dns));
                 }
             }
         }

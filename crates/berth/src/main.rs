@@ -65,7 +65,7 @@ enum Command {
     /// List containers
     Ps(commands::containers::PsArgs),
     /// Return low-level information on containers or images
-    Inspect(commands::containers::InspectArgs),
+    Inspect(commands::inspect::InspectArgs),
     /// Pause all processes within one or more containers
     Pause(commands::containers::ContainersArg),
     /// Unpause all processes within one or more containers
@@ -199,7 +199,7 @@ fn main() -> ExitCode {
             Command::Wait(a) => commands::containers::wait(a, &g).await,
             Command::Logs(a) => commands::containers::logs(a, &g).await,
             Command::Ps(a) => commands::containers::ps(a, &g).await,
-            Command::Inspect(a) => commands::containers::inspect(a, &g).await,
+            Command::Inspect(a) => commands::inspect::inspect(a, &g).await,
             Command::Container(c) => commands::containers::dispatch(c, &g).await,
             Command::Pause(a) => commands::control::pause(a, &g).await,
             Command::Unpause(a) => commands::control::unpause(a, &g).await,

@@ -167,6 +167,45 @@ pub fn json_pretty(v: &serde_json::Value) -> String {
     String::from_utf8(buf).expect("JSON is UTF-8")
 }
 
+/// `inspect`'s output: each object through the template, or all as one pretty JSON array.
+pub fn print_inspected(found: Vec<serde_json::Value>, format: Option<&str>) -> anyhow::Result<()> {
+    match format {
+        Some(tpl) => {
+            for v in &found {
+                out(&render_template(tpl, v)?);
+            }
+        }
+        None => out(&json_pretty(&serde_json::Value::Array(found))),
+    }
+    Ok(())
+}
+
+/// Fetches each of `names` from `path_of(name)`; a 404 prints `Error: No such KIND: NAME`
+/// and makes the exit code 1, as the docker CLI's inspect commands do.
+pub async fn fetch_each(
+    client: &berth_api::ApiClient,
+    names: &[String],
+    kind: &str,
+    path_of: impl Fn(&str) -> String,
+) -> anyhow::Result<(Vec<serde_json::Value>, u8)> {
+    let mut found = Vec::new();
+    let mut code = 0;
+    for name in names {
+        match client
+            .json::<serde_json::Value>(hyper::Method::GET, &path_of(name), None)
+            .await
+        {
+            Ok(v) => found.push(v),
+            Err(berth_api::ApiClientError::Api { status: 404, .. }) => {
+                err(&format!("Error: No such {kind}: {name}"));
+                code = 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((found, code))
+}
+
 /// Renders a docker-style `--format` template over a JSON value (see [`crate::template`]).
 pub fn render_template(tpl: &str, v: &serde_json::Value) -> anyhow::Result<String> {
     crate::template::render(tpl, v)

@@ -1308,74 +1308,6 @@ pub async fn ps(args: PsArgs, g: &GlobalArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Arguments of `inspect`.
-#[derive(clap::Args, Debug)]
-pub struct InspectArgs {
-    /// Format output using a Go-style template
-    #[arg(short = 'f', long)]
-    format: Option<String>,
-    /// Only inspect objects of the given type (container, image)
-    #[arg(long = "type")]
-    kind: Option<String>,
-    /// Names or IDs
-    #[arg(required = true)]
-    names: Vec<String>,
-}
-
-/// Runs `inspect` / `container inspect`: containers first, then images.
-pub async fn inspect(args: InspectArgs, g: &GlobalArgs) -> Result<u8> {
-    let client = g.client().await?;
-    let mut found = Vec::new();
-    let mut code = 0;
-    for n in &args.names {
-        let mut v = None;
-        if args.kind.as_deref() != Some("image") {
-            match client
-                .json::<serde_json::Value>(
-                    Method::GET,
-                    &format!("/containers/{}/json", encode(n)),
-                    None,
-                )
-                .await
-            {
-                Ok(x) => v = Some(x),
-                Err(ApiClientError::Api { status: 404, .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if v.is_none() && args.kind.as_deref() != Some("container") {
-            match client
-                .json::<serde_json::Value>(
-                    Method::GET,
-                    &format!("/images/{}/json", encode(n)),
-                    None,
-                )
-                .await
-            {
-                Ok(x) => v = Some(x),
-                Err(ApiClientError::Api { status: 404, .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match v {
-            Some(x) => found.push(x),
-            None => {
-                output::err(&format!("Error: No such object: {n}"));
-                code = 1;
-            }
-        }
-    }
-    match &args.format {
-        Some(t) => {
-            for v in &found {
-                output::out(&output::render_template(t, v)?);
-            }
-        }
-        None => output::out(&output::json_pretty(&serde_json::Value::Array(found))),
-    }
-    Ok(code)
-}
-
 /// `container` subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ContainerCommand {
@@ -1404,7 +1336,7 @@ pub enum ContainerCommand {
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
     /// Display detailed information on one or more containers
-    Inspect(InspectArgs),
+    Inspect(super::inspect::InspectArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
     /// Execute a command in a running container
@@ -1456,7 +1388,7 @@ pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
         ContainerCommand::Port(a) => port(a, g).await,
         ContainerCommand::Inspect(mut a) => {
             a.kind = Some("container".into());
-            inspect(a, g).await
+            super::inspect::inspect(a, g).await
         }
         ContainerCommand::Prune(_) => {
             let client = g.client().await?;

@@ -292,29 +292,11 @@ pub async fn list(args: ListArgs, g: &GlobalArgs) -> Result<u8> {
 /// Runs `image inspect`.
 pub async fn inspect(args: InspectArgs, g: &GlobalArgs) -> Result<u8> {
     let client = g.client().await?;
-    let mut found = Vec::new();
-    let mut code = 0;
-    for name in &args.images {
-        match client
-            .json::<Value>(Method::GET, &format!("/images/{}/json", encode(name)), None)
-            .await
-        {
-            Ok(v) => found.push(v),
-            Err(berth_api::ApiClientError::Api { status: 404, .. }) => {
-                output::err(&format!("Error: No such image: {name}"));
-                code = 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match &args.format {
-        Some(tpl) => {
-            for v in &found {
-                output::out(&output::render_template(tpl, v)?);
-            }
-        }
-        None => output::out(&output::json_pretty(&Value::Array(found))),
-    }
+    let (found, code) = output::fetch_each(&client, &args.images, "image", |name| {
+        format!("/images/{}/json", encode(name))
+    })
+    .await?;
+    output::print_inspected(found, args.format.as_deref())?;
     Ok(code)
 }
 

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod inspect;
 pub mod login;
 pub mod network;
 pub mod pull;

@@ -304,29 +304,11 @@ fn summary(v: &Value, id: &str) -> Value {
 
 async fn inspect(a: InspectArgs, g: &GlobalArgs) -> Result<u8> {
     let client = g.client().await?;
-    let mut found = Vec::new();
-    let mut code = 0;
-    for name in &a.networks {
-        match client
-            .json::<Value>(Method::GET, &format!("/networks/{}", encode(name)), None)
-            .await
-        {
-            Ok(v) => found.push(v),
-            Err(berth_api::ApiClientError::Api { status: 404, .. }) => {
-                output::err(&format!("Error: No such network: {name}"));
-                code = 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match &a.format {
-        Some(tpl) => {
-            for v in &found {
-                output::out(&output::render_template(tpl, v)?);
-            }
-        }
-        None => output::out(&output::json_pretty(&Value::Array(found))),
-    }
+    let (found, code) = output::fetch_each(&client, &a.networks, "network", |name| {
+        format!("/networks/{}", encode(name))
+    })
+    .await?;
+    output::print_inspected(found, a.format.as_deref())?;
     Ok(code)
 }
 

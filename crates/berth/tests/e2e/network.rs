@@ -3,11 +3,11 @@
 //! never touch the host's network.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_testkit::priv_test;
 
-use crate::support::{in_fresh_netns, Berth};
+use crate::support::{eventually, in_fresh_netns, links, Berth};
 
 fn curl(url: &str) -> Result<String, String> {
     let out = Command::new("curl")
@@ -21,29 +21,9 @@ fn curl(url: &str) -> Result<String, String> {
     }
 }
 
-fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
 /// Host-side veths berth made (`vb…`).
 fn veths() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-br", "link"])
-        .output()
-        .expect("ip");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("vb"))
-        .map(str::to_string)
-        .collect()
+    links("vb")
 }
 
 /// Published ports in berth's nft table.

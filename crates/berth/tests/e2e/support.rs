@@ -267,3 +267,29 @@ pub fn in_fresh_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'stat
     .join()
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
+
+/// Retries `check` for up to 10 s; panics with `what` and the last error.
+pub fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Interfaces of the calling thread's network namespace whose names start with `prefix`.
+pub fn links(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-br", "link"])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}

@@ -4,25 +4,11 @@
 //! and after a daemon crash.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_testkit::priv_test;
 
-use crate::support::{in_fresh_netns, Berth};
-
-/// Interfaces of this namespace whose names start with `prefix`.
-fn links(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-br", "link"])
-        .output()
-        .expect("ip");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .filter(|n| n.starts_with(prefix))
-        .collect()
-}
+use crate::support::{eventually, in_fresh_netns, links, Berth};
 
 fn nft_table() -> Option<String> {
     let out = Command::new("nft")
@@ -32,17 +18,6 @@ fn nft_table() -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
 
 /// `nslookup NAME` from a fresh container on `network` (no search list: busybox's nslookup
