@@ -2,7 +2,8 @@
 # Installs what building and testing berth needs on Debian 12, as root: a Rust toolchain
 # (Debian's cargo-web/rustc-web when no cargo >= 1.88 is present), a C compiler for the bundled
 # SQLite and zstd, and the real components the tests drive: Debian's docker-registry, skopeo,
-# static busybox (fixture images), htpasswd (apache2-utils), nft (nftables).
+# static busybox (fixture images), htpasswd (apache2-utils), nft (nftables), and the clients
+# the compatibility tests run unchanged (docker CLI, docker-py, docker-compose).
 set -euo pipefail
 
 need_pkgs=()
@@ -19,10 +20,10 @@ have jq || need_pkgs+=(jq)
 have nft || need_pkgs+=(nftables)   # berth's NAT and published ports
 have iperf3 || need_pkgs+=(iperf3)  # bench/net.sh
 have curl || need_pkgs+=(curl)
-# berth-net drives nftables through nft; its privileged tests use nsenter (util-linux)
-have nft || need_pkgs+=(nftables)
+# berth-net's privileged tests use nsenter (util-linux)
 have nsenter || need_pkgs+=(util-linux)
 /usr/bin/python3 -c "import docker" 2>/dev/null || need_pkgs+=(python3-docker)
+have docker-compose || need_pkgs+=(docker-compose)   # compose 1.29 (on docker-py), compat test
 # the docker CLI, for the real-client tests (Debian ships it in docker.io; its daemon is not started)
 have docker || need_pkgs+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need_pkgs+=(busybox-static)

@@ -289,17 +289,24 @@ fn network_settings(engine: &Engine, c: &Container) -> serde_json::Value {
         .as_ref()
         .map(|n| n.endpoints_config.clone())
         .unwrap_or_default();
+    // host and none: that network only; bridge and user-defined modes: the networks the
+    // record lists (the mode's first unless it was disconnected), or the mode for records of
+    // an older berth
     let mut names: Vec<String> = Vec::new();
-    if !mode.starts_with("container:") && !mode.is_empty() {
+    let listed = c.config.networking_config.is_some();
+    let own_only = matches!(mode, "host" | "none");
+    let legacy = !listed && !mode.is_empty() && !mode.starts_with("container:");
+    if own_only || legacy || configured.contains_key(mode) {
         names.push(mode.to_string());
     }
-    for k in configured
-        .keys()
-        .chain(endpoints.iter().map(|e| &e.network))
-    {
-        let foreign = matches!(mode, "host" | "none") && k != mode;
-        if !names.contains(k) && !foreign {
-            names.push(k.clone());
+    if !own_only {
+        for k in configured
+            .keys()
+            .chain(endpoints.iter().map(|e| &e.network))
+        {
+            if !names.contains(k) && !matches!(k.as_str(), "host" | "none") {
+                names.push(k.clone());
+            }
         }
     }
     let short_id: String = c.id.chars().take(12).collect();

@@ -637,6 +637,11 @@ impl Networks {
                 nc.endpoints_config.entry(mode).or_insert(settings);
             }
         }
+        let primary = match NetworkMode::parse(&req.host_config.network_mode) {
+            NetworkMode::Bridge => Some(DEFAULT_NETWORK.to_string()),
+            NetworkMode::Named(key) => Some(self.find(&key)?.record.name.clone()),
+            _ => None,
+        };
         if let NetworkMode::Named(key) = NetworkMode::parse(&req.host_config.network_mode) {
             let net = self.find(&key)?;
             let name = net.record.name.clone();
@@ -648,6 +653,14 @@ impl Networks {
                 }
                 req.host_config.network_mode = name;
             }
+        }
+        if let Some(primary) = primary {
+            // the record lists every network of the container, its mode's first
+            req.networking_config
+                .get_or_insert_with(Default::default)
+                .endpoints_config
+                .entry(primary)
+                .or_default();
         }
         Ok(())
     }
@@ -664,17 +677,18 @@ impl Networks {
             NetworkMode::Named(name) => name.clone(),
             _ => return Ok(Vec::new()),
         };
-        let endpoints = req
-            .networking_config
-            .as_ref()
-            .map(|n| n.endpoints_config.clone())
-            .unwrap_or_default();
         let mut out: Vec<(Arc<Net>, EndpointSettings)> = Vec::new();
-        let primary = self.find(&primary_key)?;
-        out.push((
-            primary,
-            endpoints.get(&primary_key).cloned().unwrap_or_default(),
-        ));
+        let Some(nc) = &req.networking_config else {
+            // a record of an older berth: its network mode only
+            out.push((self.find(&primary_key)?, EndpointSettings::default()));
+            return Ok(out);
+        };
+        // the endpoints are the container's networks (Docker's NetworkSettings.Networks): its
+        // mode's network unless it was disconnected from it, and those it was connected to
+        let endpoints = nc.endpoints_config.clone();
+        if let Some(settings) = endpoints.get(&primary_key) {
+            out.push((self.find(&primary_key)?, settings.clone()));
+        }
         for (key, settings) in endpoints {
             if key == primary_key || matches!(key.as_str(), "host" | "none") {
                 continue;

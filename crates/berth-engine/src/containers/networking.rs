@@ -10,7 +10,6 @@ use berth_api::networks::NetworkCreateRequest;
 
 use super::exposed_ports;
 use super::store::{Container, State};
-use crate::network::user::PREDEFINED;
 use crate::network::{self, Endpoint, Net, NetworkMode, NetworkRecord, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 
@@ -321,27 +320,13 @@ impl Engine {
                 c.name, net.record.name
             )));
         }
+        // its mode stays (as in Docker); it joins its remaining networks at its next start
         let mut config = c.config.clone();
-        let mut rest: Vec<String> = Vec::new();
-        if let Some(nc) = config.networking_config.as_mut() {
-            nc.endpoints_config.remove(&key_of(&net));
-            rest = nc
-                .endpoints_config
-                .keys()
-                .filter(|k| !PREDEFINED.contains(&k.as_str()) || k.as_str() == DEFAULT_NETWORK)
-                .cloned()
-                .collect();
-        }
-        let primary = match NetworkMode::parse(&config.host_config.network_mode) {
-            NetworkMode::Bridge => net.is_default(),
-            NetworkMode::Named(n) => n == net.record.name,
-            _ => false,
-        };
-        if primary {
-            // its first network is gone: the next one it has takes its place, else none
-            config.host_config.network_mode =
-                rest.first().cloned().unwrap_or_else(|| "none".into());
-        }
+        config
+            .networking_config
+            .get_or_insert_with(Default::default)
+            .endpoints_config
+            .remove(&key_of(&net));
         self.containers.update_config(&c.id, &config)?;
         self.events().publish(
             "network",

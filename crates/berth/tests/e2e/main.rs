@@ -380,6 +380,14 @@ priv_test! {
 }
 
 priv_test! {
+    fn docker_compose_works_unchanged() {
+        support::in_fresh_netns(|| {
+            run_compat_on(Berth::with_bridge(), "bash", &["compose.sh"]);
+        });
+    }
+}
+
+priv_test! {
     fn docker_cli_networking_works_unchanged() {
         support::in_fresh_netns(|| {
             run_compat_on(Berth::with_bridge(), "bash", &["docker_cli_network.sh"]);
