@@ -28,9 +28,13 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 fn render(v: &NetworkView, with_containers: bool) -> Value {
     let (ipam_config, internal, attachable, labels, options, created) = match &v.record {
         Some(r) => {
-            let c = json!({"Subnet": r.subnet.to_string(), "Gateway": r.gateway.to_string()});
+            let mut config =
+                vec![json!({"Subnet": r.subnet.to_string(), "Gateway": r.gateway.to_string()})];
+            if let Some(v6) = r.ipv6 {
+                config.push(json!({"Subnet": v6.subnet_text(), "Gateway": v6.gateway.to_string()}));
+            }
             (
-                json!([c]),
+                json!(config),
                 r.internal,
                 r.attachable,
                 json!(r.labels),
@@ -58,7 +62,7 @@ fn render(v: &NetworkView, with_containers: bool) -> Value {
         "Scope": "local",
         "Driver": v.driver,
         "EnableIPv4": v.record.is_some(),
-        "EnableIPv6": false,
+        "EnableIPv6": v.record.as_ref().is_some_and(|r| r.ipv6.is_some()),
         "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
         "Internal": internal,
         "Attachable": attachable,
@@ -81,7 +85,7 @@ fn render(v: &NetworkView, with_containers: bool) -> Value {
                         "EndpointID": e.map(|_| c.id.clone()).unwrap_or_default(),
                         "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
                         "IPv4Address": e.map(|e| format!("{}/{}", e.ip, e.prefix_len)).unwrap_or_default(),
-                        "IPv6Address": "",
+                        "IPv6Address": e.and_then(|e| e.ipv6.map(|a| format!("{a}/{}", e.ipv6_prefix_len))).unwrap_or_default(),
                     }),
                 )
             })

@@ -13,7 +13,7 @@
 //! is `eth0` with the default route and the published ports, the others `eth1`, `eth2`, ...
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -176,6 +176,15 @@ pub struct Endpoint {
     pub gateway: Ipv4Addr,
     /// The container interface's MAC address.
     pub mac: String,
+    /// Its IPv6 address on an `--ipv6` network.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
+    /// The IPv6 subnet's prefix length.
+    #[serde(default)]
+    pub ipv6_prefix_len: u8,
+    /// The IPv6 gateway.
+    #[serde(default)]
+    pub ipv6_gateway: Option<Ipv6Addr>,
     /// Its DNS aliases on this network (`--network-alias`).
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -193,7 +202,7 @@ const ENDPOINT_FILE: &str = "network.json";
 #[serde(untagged)]
 enum EndpointFile {
     List(Vec<Endpoint>),
-    One(Endpoint),
+    One(Box<Endpoint>),
 }
 
 /// Reads a container's endpoint records (none when it has no bridge network).
@@ -203,7 +212,7 @@ pub fn read_endpoints(dir: &Path) -> Vec<Endpoint> {
     };
     match serde_json::from_slice(&bytes) {
         Ok(EndpointFile::List(l)) => l,
-        Ok(EndpointFile::One(e)) => vec![e],
+        Ok(EndpointFile::One(e)) => vec![*e],
         Err(_) => Vec::new(),
     }
 }
@@ -415,6 +424,7 @@ impl Net {
             subnet: self.record.subnet,
             masquerade: !self.record.internal,
             internal: self.record.internal,
+            subnet6: self.record.ipv6.map(|c| c.subnet_text()),
         }
     }
 }
@@ -438,6 +448,7 @@ fn default_record(config: &NetworkConfig, bridge: &str) -> NetworkRecord {
         subnet_given: true,
         gateway_given: true,
         internal: false,
+        ipv6: None,
         attachable: false,
         labels: BTreeMap::new(),
         options: [
@@ -515,7 +526,7 @@ fn dns_entry(
     id: &str,
     name: &str,
     aliases: &[String],
-    ip: Ipv4Addr,
+    (ip, ip6): (Ipv4Addr, Option<Ipv6Addr>),
     dns_servers: Vec<SocketAddr>,
 ) -> DnsContainer {
     DnsContainer {
@@ -523,7 +534,7 @@ fn dns_entry(
         name: name.to_string(),
         aliases: aliases.to_vec(),
         ipv4: vec![ip],
-        ipv6: vec![],
+        ipv6: ip6.into_iter().collect(),
         dns_servers,
     }
 }
@@ -776,6 +787,14 @@ impl Networks {
             berth_net::sysctl::enable_ip_forward(proc_sys).map_err(net_error)?;
         }
         berth_net::sysctl::enable_route_localnet(proc_sys, &r.bridge).map_err(net_error)?;
+        if let Some(c) = r.ipv6 {
+            nl.ensure_address6(&r.bridge, c.gateway, c.prefix_len)
+                .await
+                .map_err(net_error)?;
+            if !r.internal {
+                berth_net::sysctl::enable_ipv6_forward(proc_sys).map_err(net_error)?;
+            }
+        }
         net.up.store(true, Ordering::Release);
         if let Err(e) = self.apply_rules().await {
             net.up.store(false, Ordering::Release);
@@ -893,16 +912,41 @@ impl Networks {
                 n.record.name
             )));
         }
+        let gateway = plan.gateway.unwrap_or_else(|| subnet.first_host());
+        let ipv6 = match (plan.ipv6, plan.subnet6) {
+            (false, _) => None,
+            (true, given) => {
+                let (subnet6, prefix_len) = given.unwrap_or_else(|| user::ula_subnet(&id));
+                if let Some(other) = existing.iter().find(|n| {
+                    n.record.ipv6.is_some_and(|c| {
+                        user::overlaps6((c.subnet, c.prefix_len), (subnet6, prefix_len))
+                    })
+                }) {
+                    return Err(EngineError::Forbidden(format!(
+                        "invalid pool request: the subnet {subnet6}/{prefix_len} overlaps the IPv6 subnet of network {}; choose another --subnet",
+                        other.record.name
+                    )));
+                }
+                let mut c = user::Ipv6Config {
+                    subnet: subnet6,
+                    prefix_len,
+                    gateway: subnet6,
+                };
+                c.gateway = c.mirror(subnet, gateway);
+                Some(c)
+            }
+        };
         let record = NetworkRecord {
             id: id.clone(),
             name: plan.name,
             driver: "bridge".into(),
             bridge,
             subnet,
-            gateway: plan.gateway.unwrap_or_else(|| subnet.first_host()),
+            gateway,
             subnet_given: plan.subnet.is_some(),
             gateway_given: plan.gateway.is_some(),
             internal: plan.internal,
+            ipv6,
             attachable: plan.attachable,
             labels: plan.labels,
             options: plan.options,
@@ -1079,7 +1123,13 @@ impl Networks {
         let (requested_ip, requested_mac) = endpoint_settings(settings, j.mac_fallback)?;
         let ip = net.ipam.allocate(j.id, requested_ip).map_err(net_error)?;
         let mac = requested_mac.unwrap_or_else(|| mac_for(ip));
+        let ipv6 = r
+            .ipv6
+            .map(|c| (c.mirror(r.subnet, ip), c.prefix_len, c.gateway));
         let mut endpoint = Endpoint {
+            ipv6: ipv6.map(|v| v.0),
+            ipv6_prefix_len: ipv6.map(|v| v.1).unwrap_or(0),
+            ipv6_gateway: ipv6.map(|v| v.2),
             version: 2,
             network: r.name.clone(),
             network_id: r.id.clone(),
@@ -1104,6 +1154,7 @@ impl Networks {
                 prefix_len: endpoint.prefix_len,
                 gateway: endpoint.gateway,
                 default_route: j.default_route && !r.internal,
+                ipv6,
                 mac: Some(mac),
                 mtu: None,
             })
@@ -1118,7 +1169,7 @@ impl Networks {
                         j.id,
                         j.name,
                         &settings.aliases,
-                        ip,
+                        (ip, ipv6.map(|v| v.0)),
                         j.dns.clone(),
                     ))
                     .map_err(|e| EngineError::Invalid(error_chain(&e)))?;
@@ -1224,7 +1275,13 @@ impl Networks {
         for e in read_endpoints(dir) {
             let Some(net) = self.net_of(&e) else { continue };
             if let Some(records) = &net.dns {
-                let _ = records.add(dns_entry(id, name, &e.aliases, e.ip, dns_servers(req)));
+                let _ = records.add(dns_entry(
+                    id,
+                    name,
+                    &e.aliases,
+                    (e.ip, e.ipv6),
+                    dns_servers(req),
+                ));
             }
         }
     }
@@ -1292,7 +1349,7 @@ impl Networks {
                 let Some(net) = self.net_of(e) else { continue };
                 if let Some(records) = &net.dns {
                     let dns = dns_servers_of(&c.dns);
-                    let _ = records.add(dns_entry(&c.id, &c.name, &e.aliases, e.ip, dns));
+                    let _ = records.add(dns_entry(&c.id, &c.name, &e.aliases, (e.ip, e.ipv6), dns));
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! `setns` and opens its own netlink socket there; the caller's threads never move.
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,9 @@ pub struct ContainerAttachment {
     /// Whether the default route goes through `gateway`: true for a container's first network;
     /// false for further networks and `--internal` ones (their subnet's route only).
     pub default_route: bool,
+    /// The container's IPv6 address, prefix length and gateway on an `--ipv6` network (the
+    /// default IPv6 route goes through the gateway when `default_route`).
+    pub ipv6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
     /// A MAC address for the container's interface (`--mac-address`); random when `None`.
     pub mac: Option<[u8; 6]>,
     /// The MTU of both ends, when not the default.
@@ -201,6 +204,18 @@ impl Netlink {
             .map_err(nl_err("set up", name))
     }
 
+    /// Gives interface `name` the IPv6 address `address/prefix_len` unless it has it, without
+    /// duplicate address detection (the address would be unusable for a second or two).
+    pub async fn ensure_address6(
+        &self,
+        name: &str,
+        address: Ipv6Addr,
+        prefix_len: u8,
+    ) -> Result<()> {
+        let index = self.require_index(name).await?;
+        add_address6(&self.handle, index, name, address, prefix_len).await
+    }
+
     /// Deletes interface `name` (a veth's peer goes with it); `false` when it was absent.
     pub async fn delete(&self, name: &str) -> Result<bool> {
         let Some(index) = self.index(name).await? else {
@@ -300,6 +315,22 @@ impl Netlink {
     }
 }
 
+async fn add_address6(
+    handle: &Handle,
+    index: u32,
+    name: &str,
+    address: Ipv6Addr,
+    prefix_len: u8,
+) -> Result<()> {
+    let mut req = handle.address().add(index, IpAddr::V6(address), prefix_len);
+    req.message_mut().header.flags |= rtnetlink::packet_route::address::AddressHeaderFlags::Nodad;
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if is_code(&e, EEXIST) => Ok(()),
+        Err(e) => Err(nl_err("set the IPv6 address of", name)(e)),
+    }
+}
+
 async fn addresses(handle: &Handle, index: u32, name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
     use rtnetlink::packet_route::address::AddressAttribute;
     let mut stream = handle
@@ -389,6 +420,9 @@ async fn configure_inside(netns: File, a: ContainerAttachment) -> Result<()> {
         if let Some(lo) = nl.index("lo").await? {
             nl.set_up(lo, "lo").await?;
         }
+        if let Some((address, prefix_len, _)) = a.ipv6 {
+            add_address6(&nl.handle, index, &a.interface, address, prefix_len).await?;
+        }
         nl.set_up(index, &a.interface).await?;
         if !a.default_route {
             return Ok(());
@@ -403,6 +437,18 @@ async fn configure_inside(netns: File, a: ContainerAttachment) -> Result<()> {
             .execute()
             .await
             .map_err(nl_err("add the default route on", &a.interface))?;
+        if let Some((_, _, gateway)) = a.ipv6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .output_interface(index)
+                .gateway(gateway)
+                .build();
+            nl.handle
+                .route()
+                .add(route)
+                .execute()
+                .await
+                .map_err(nl_err("add the default IPv6 route on", &a.interface))?;
+        }
         Ok(())
     })
     .await

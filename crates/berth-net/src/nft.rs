@@ -40,6 +40,9 @@ pub struct NftNetwork {
     /// `--internal`: no traffic is forwarded into or out of the bridge (its containers reach
     /// each other and the gateway address only).
     pub internal: bool,
+    /// The IPv6 subnet of an `--ipv6` network (`fd00:1::/64`): the same isolation in the
+    /// `ip6` table of the same name, and masquerading of its outbound traffic.
+    pub subnet6: Option<String>,
 }
 
 /// One published port found in the table.
@@ -173,6 +176,49 @@ impl Nft {
         s
     }
 
+    /// The part of the setup script for IPv6 (table `ip6 <name>`): isolation as in the `ip`
+    /// table and masquerading of the IPv6 subnets; the table goes when no network has one.
+    pub fn setup6_script(&self, networks: &[NftNetwork]) -> String {
+        let t = &self.table;
+        if networks.iter().all(|n| n.subnet6.is_none()) {
+            // add first: deleting an absent table fails the whole transaction
+            return format!("add table ip6 {t}\ndelete table ip6 {t}\n");
+        }
+        let mut s = format!("add table ip6 {t}\n");
+        let _ = writeln!(s, "add chain ip6 {t} forward {{ type filter hook forward priority filter; policy accept; }}");
+        let _ = writeln!(s, "add chain ip6 {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}");
+        for chain in ["forward", "postrouting"] {
+            let _ = writeln!(s, "flush chain ip6 {t} {chain}");
+        }
+        for n in networks {
+            let bridge = quote(&n.bridge);
+            if let (Some(subnet6), true) = (&n.subnet6, n.masquerade) {
+                let _ = writeln!(
+                    s,
+                    "add rule ip6 {t} postrouting ip6 saddr {subnet6} oifname != {bridge} masquerade"
+                );
+            }
+            if n.internal {
+                let _ = writeln!(
+                    s,
+                    "add rule ip6 {t} forward iifname {bridge} oifname != {bridge} drop"
+                );
+                let _ = writeln!(
+                    s,
+                    "add rule ip6 {t} forward oifname {bridge} iifname != {bridge} drop"
+                );
+            }
+            for other in networks.iter().filter(|o| o.bridge != n.bridge) {
+                let _ = writeln!(
+                    s,
+                    "add rule ip6 {t} forward iifname {bridge} oifname {} drop",
+                    quote(&other.bridge)
+                );
+            }
+        }
+        s
+    }
+
     /// The script that publishes `mappings` to `container_ip`. `create` fails the whole
     /// script when a host port is already published, so nothing is half-added.
     pub fn publish_script(&self, container_ip: Ipv4Addr, mappings: &[PortMapping]) -> String {
@@ -292,7 +338,8 @@ impl Nft {
 
     /// Creates or updates the table for `networks` (idempotent; published ports stay).
     pub fn setup(&self, networks: &[NftNetwork]) -> Result<()> {
-        self.apply("set up table", &self.setup_script(networks))
+        let script = self.setup_script(networks) + &self.setup6_script(networks);
+        self.apply("set up table", &script)
     }
 
     /// Publishes `mappings` to `container_ip`, all or nothing.
@@ -361,7 +408,11 @@ impl Nft {
         if !self.table_exists()? {
             return Ok(());
         }
-        self.apply("delete table", &format!("delete table ip {}\n", self.table))
+        let t = &self.table;
+        self.apply(
+            "delete table",
+            &format!("delete table ip {t}\nadd table ip6 {t}\ndelete table ip6 {t}\n"),
+        )
     }
 }
 
@@ -429,6 +480,7 @@ mod tests {
             subnet: "10.213.0.0/16".parse().expect("subnet"),
             masquerade: true,
             internal: false,
+            subnet6: None,
         }
     }
 
@@ -474,8 +526,30 @@ mod tests {
             subnet: "10.214.0.0/24".parse().expect("subnet"),
             masquerade: false,
             internal: true,
+            subnet6: Some("fd00:1::/64".into()),
         };
-        let script = Nft::default().setup_script(&[network(), other]);
+        let script = Nft::default().setup_script(&[network(), other.clone()]);
+        let v6 = Nft::default().setup6_script(&[network(), other.clone()]);
+        for line in [
+            "add rule ip6 berth forward iifname \"bn-1\" oifname != \"bn-1\" drop",
+            "add rule ip6 berth forward iifname \"berth0\" oifname \"bn-1\" drop",
+        ] {
+            assert!(v6.lines().any(|l| l == line), "missing {line:?} in\n{v6}");
+        }
+        // internal: not masqueraded
+        assert!(!v6.contains("masquerade"), "{v6}");
+        let outward = NftNetwork {
+            masquerade: true,
+            internal: false,
+            ..other
+        };
+        assert!(Nft::default()
+            .setup6_script(&[outward])
+            .contains("ip6 saddr fd00:1::/64 oifname != \"bn-1\" masquerade"));
+        assert_eq!(
+            Nft::default().setup6_script(&[network()]),
+            "add table ip6 berth\ndelete table ip6 berth\n"
+        );
         for line in [
             "add chain ip berth forward { type filter hook forward priority filter; policy accept; }",
             "flush chain ip berth forward",

@@ -19,6 +19,13 @@ pub fn enable_ip_forward(proc_sys: &Path) -> Result<()> {
     write_one(&proc_sys.join("net/ipv4/ip_forward"))
 }
 
+/// Turns on IPv6 forwarding (`net.ipv6.conf.all.forwarding`), which the containers of an
+/// `--ipv6` network need to reach beyond their bridge. (On the host this also stops
+/// interfaces with `accept_ra=1` from taking router advertisements, as with Docker.)
+pub fn enable_ipv6_forward(proc_sys: &Path) -> Result<()> {
+    write_one(&proc_sys.join("net/ipv6/conf/all/forwarding"))
+}
+
 /// Turns on `route_localnet` on `interface`, so a port published on 127.0.0.1 can be DNATed
 /// out of it (the source is masqueraded on the way, see [`crate::nft`]).
 pub fn enable_route_localnet(proc_sys: &Path, interface: &str) -> Result<()> {

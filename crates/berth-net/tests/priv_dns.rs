@@ -162,6 +162,7 @@ fn attachment(
         mac: None,
         mtu: None,
         default_route: true,
+        ipv6: None,
     }
 }
 

@@ -125,6 +125,7 @@ fn attachment(id: &str, netns: &Path, address: Ipv4Addr) -> ContainerAttachment 
         mac: None,
         mtu: None,
         default_route: true,
+        ipv6: None,
     }
 }
 
@@ -255,7 +256,7 @@ priv_test! {
             berth_net::sysctl::enable_route_localnet(Path::new("/proc/sys"), "berth0")
                 .expect("route_localnet");
             let nft = Nft::default();
-            let network = NftNetwork { bridge: "berth0".into(), subnet: subnet(), masquerade: true, internal: false };
+            let network = NftNetwork { bridge: "berth0".into(), subnet: subnet(), masquerade: true, internal: false, subnet6: None };
             nft.setup(std::slice::from_ref(&network)).expect("nft setup");
 
             let ipam = ipam();

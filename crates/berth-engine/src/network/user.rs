@@ -7,7 +7,7 @@
 //! [`super::Networks`].
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -55,6 +55,9 @@ pub struct NetworkRecord {
     pub gateway_given: bool,
     /// `--internal`: no traffic in or out of the network, no default route.
     pub internal: bool,
+    /// `--ipv6`: its IPv6 subnet and gateway.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Config>,
     /// `--attachable` (recorded; every local network is attachable).
     #[serde(default)]
     pub attachable: bool,
@@ -113,6 +116,10 @@ pub struct CreatePlan {
     pub subnet: Option<Ipv4Subnet>,
     /// `--gateway`.
     pub gateway: Option<Ipv4Addr>,
+    /// `--ipv6`.
+    pub ipv6: bool,
+    /// An IPv6 `--subnet` (network address and prefix length).
+    pub subnet6: Option<(Ipv6Addr, u8)>,
     /// `--internal`.
     pub internal: bool,
     /// `--attachable`.
@@ -142,11 +149,6 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
             )))
         }
     }
-    if req.enable_ipv6 == Some(true) {
-        return Err(EngineError::Invalid(
-            "IPv6 networks are not supported by berth yet: leave out --ipv6".into(),
-        ));
-    }
     if req.enable_ipv4 == Some(false) {
         return Err(EngineError::Invalid(
             "a network without IPv4 is not supported by berth: leave out --ipv4=false".into(),
@@ -165,6 +167,7 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
     }
     let mut subnet = None;
     let mut gateway = None;
+    let mut subnet6 = None;
     if let Some(ipam) = &req.ipam {
         match ipam.driver.as_str() {
             "" | "default" => {}
@@ -174,12 +177,7 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
                 )))
             }
         }
-        if ipam.config.len() > 1 {
-            return Err(EngineError::Invalid(
-                "one --subnet per network: berth's networks have one IPv4 subnet".into(),
-            ));
-        }
-        if let Some(c) = ipam.config.first() {
+        for c in &ipam.config {
             if !c.ip_range.is_empty() {
                 return Err(EngineError::Invalid(format!(
                     "--ip-range {} is not supported: addresses come from the whole --subnet",
@@ -191,13 +189,25 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
                     "--aux-address is not supported".into(),
                 ));
             }
-            if !c.subnet.is_empty() {
-                if c.subnet.contains(':') {
+            if c.subnet.contains(':') {
+                if subnet6.is_some() {
+                    return Err(EngineError::Invalid("one IPv6 --subnet per network".into()));
+                }
+                if !c.gateway.is_empty() {
                     return Err(EngineError::Invalid(format!(
-                        "invalid --subnet {}: IPv6 subnets are not supported by berth yet",
-                        c.subnet
+                        "--gateway {} for the IPv6 subnet is not supported: berth's IPv6 gateway is the subnet's address at the IPv4 gateway's offset",
+                        c.gateway
                     )));
                 }
+                subnet6 = Some(parse_subnet6(&c.subnet)?);
+                continue;
+            }
+            if subnet.is_some() || gateway.is_some() {
+                return Err(EngineError::Invalid(
+                    "one IPv4 --subnet per network (and one IPv6 one with --ipv6)".into(),
+                ));
+            }
+            if !c.subnet.is_empty() {
                 subnet = Some(parse_subnet(&c.subnet)?);
             }
             if !c.gateway.is_empty() {
@@ -221,6 +231,12 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
             }
         }
     }
+    let ipv6 = req.enable_ipv6 == Some(true);
+    if subnet6.is_some() && !ipv6 {
+        return Err(EngineError::Invalid(
+            "an IPv6 --subnet needs --ipv6 (IPv6 is off for the network otherwise)".into(),
+        ));
+    }
     let bridge = req.options.get(BRIDGE_NAME_OPTION).cloned();
     if let Some(b) = &bridge {
         berth_net::link::check_interface_name(b)
@@ -230,6 +246,8 @@ pub fn plan(req: &NetworkCreateRequest) -> Result<CreatePlan, EngineError> {
         name: req.name.clone(),
         subnet,
         gateway,
+        ipv6,
+        subnet6,
         internal: req.internal,
         attachable: req.attachable,
         labels: req.labels.clone(),
@@ -257,6 +275,77 @@ pub fn parse_subnet(text: &str) -> Result<Ipv4Subnet, EngineError> {
     // refuses host bits, naming the network address
     Ipv4Subnet::new(address, prefix)
         .map_err(|e| EngineError::Invalid(format!("invalid --subnet {text:?}: {e}")))
+}
+
+/// Parses an IPv6 `--subnet` (`fd00:1::/64`): host bits zero, prefix 8 to 96 (a container's
+/// IPv6 address is the subnet's address at its IPv4 address's offset, which needs 32 bits).
+pub fn parse_subnet6(text: &str) -> Result<(Ipv6Addr, u8), EngineError> {
+    let bad = |why: &str| {
+        EngineError::Invalid(format!(
+            "invalid --subnet {text:?}: {why} (expected ADDRESS/PREFIX, e.g. fd00:1::/64)"
+        ))
+    };
+    let (address, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| bad("no prefix length"))?;
+    let address: Ipv6Addr = address.parse().map_err(|_| bad("not an IPv6 address"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| (8..=96).contains(p))
+        .ok_or_else(|| bad("the prefix length must be 8 to 96"))?;
+    let mask = u128::MAX << (128 - u32::from(prefix));
+    let bits = u128::from(address);
+    if bits & !mask != 0 {
+        return Err(bad(&format!(
+            "host bits are set; did you mean {}/{prefix}?",
+            Ipv6Addr::from(bits & mask)
+        )));
+    }
+    Ok((address, prefix))
+}
+
+/// Whether two IPv6 subnets share an address.
+pub fn overlaps6(a: (Ipv6Addr, u8), b: (Ipv6Addr, u8)) -> bool {
+    let prefix = a.1.min(b.1);
+    let mask = u128::MAX << (128 - u32::from(prefix));
+    u128::from(a.0) & mask == u128::from(b.0) & mask
+}
+
+/// A unique local /64 (RFC 4193) for a network without an IPv6 `--subnet`: `fd` and 56 bits
+/// of its id.
+pub fn ula_subnet(id: &str) -> (Ipv6Addr, u8) {
+    let bytes = hex::decode(&id[..14.min(id.len())]).unwrap_or_default();
+    let mut octets = [0u8; 16];
+    octets[0] = 0xfd;
+    for (i, b) in bytes.iter().take(7).enumerate() {
+        octets[1 + i] = *b;
+    }
+    (Ipv6Addr::from(octets), 64)
+}
+
+/// A network's IPv6 settings.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ipv6Config {
+    /// The subnet's address.
+    pub subnet: Ipv6Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The gateway (the bridge's address): the subnet's address at the IPv4 gateway's offset.
+    pub gateway: Ipv6Addr,
+}
+
+impl Ipv6Config {
+    /// The IPv6 address at the same offset in the subnet as `v4` has in `subnet4`.
+    pub fn mirror(&self, subnet4: Ipv4Subnet, v4: Ipv4Addr) -> Ipv6Addr {
+        let offset = u32::from(v4).wrapping_sub(u32::from(subnet4.network()));
+        Ipv6Addr::from(u128::from(self.subnet) + u128::from(offset))
+    }
+
+    /// `fd00:1::/64`.
+    pub fn subnet_text(&self) -> String {
+        format!("{}/{}", self.subnet, self.prefix_len)
+    }
 }
 
 /// Whether two subnets share an address.
@@ -423,7 +512,7 @@ mod tests {
         assert!(plan(&r).is_err());
         r.scope = None;
         r.enable_ipv6 = Some(true);
-        assert!(plan(&r).expect_err("v6").to_string().contains("IPv6"));
+        assert!(plan(&r).expect("v6").ipv6);
     }
 
     #[test]
@@ -448,7 +537,37 @@ mod tests {
         assert!(with("10.99.0.0/24", "10.98.0.1").is_err());
         assert!(with("10.99.0.0/24", "10.99.0.255").is_err());
         assert!(with("", "10.99.0.1").is_err());
+        // an IPv6 subnet needs --ipv6
         assert!(with("fd00::/64", "").is_err());
+        assert_eq!(
+            parse_subnet6("fd00:1::/64").expect("v6"),
+            ("fd00:1::".parse().expect("ip"), 64)
+        );
+        assert!(parse_subnet6("fd00:1::1/64")
+            .expect_err("host bits")
+            .to_string()
+            .contains("did you mean fd00:1::/64"));
+        assert!(parse_subnet6("fd00:1::/120").is_err());
+        assert!(overlaps6(
+            parse_subnet6("fd00:1::/64").expect("a"),
+            parse_subnet6("fd00::/16").expect("b")
+        ));
+        assert!(!overlaps6(
+            parse_subnet6("fd00:1::/64").expect("a"),
+            parse_subnet6("fd00:2::/64").expect("b")
+        ));
+        let ula = ula_subnet(&"ab".repeat(32));
+        assert_eq!(ula, ("fdab:abab:abab:abab::".parse().expect("ip"), 64));
+        let c = Ipv6Config {
+            subnet: ula.0,
+            prefix_len: 64,
+            gateway: "fdab:abab:abab:abab::1".parse().expect("ip"),
+        };
+        let s4: Ipv4Subnet = "10.214.16.0/20".parse().expect("s");
+        assert_eq!(
+            c.mirror(s4, Ipv4Addr::new(10, 214, 17, 2)).to_string(),
+            "fdab:abab:abab:abab::102"
+        );
         assert!(with("10.99.0.0/33", "").is_err());
     }
 
@@ -483,6 +602,7 @@ mod tests {
             subnet_given: false,
             gateway_given: false,
             internal: true,
+            ipv6: None,
             attachable: false,
             labels: [("a".to_string(), "b".to_string())].into(),
             options: BTreeMap::new(),

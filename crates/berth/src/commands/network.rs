@@ -37,9 +37,11 @@ pub struct CreateArgs {
     /// Driver to manage the network (bridge, the only one)
     #[arg(short = 'd', long, default_value = "bridge")]
     driver: String,
-    /// Subnet in CIDR format (e.g. 10.99.0.0/24); default: a free /20 of 10.214.0.0-10.221.255.255
+    /// Subnet in CIDR format (e.g. 10.99.0.0/24; default: a free /20 of
+    /// 10.214.0.0-10.221.255.255); once more for the IPv6 subnet with --ipv6 (e.g. fd00:1::/64;
+    /// default: a unique local /64)
     #[arg(long)]
-    subnet: Option<String>,
+    subnet: Vec<String>,
     /// IPv4 gateway of the subnet (default: its first address)
     #[arg(long)]
     gateway: Option<String>,
@@ -52,7 +54,8 @@ pub struct CreateArgs {
     /// Enable manual container attachment (every berth network is attachable)
     #[arg(long)]
     attachable: bool,
-    /// Enable IPv6 (not supported yet: refused)
+    /// Enable IPv6: containers also get an address of the IPv6 subnet (at their IPv4
+    /// address's offset), AAAA answers and an IPv6 default route
     #[arg(long)]
     ipv6: bool,
     /// Set metadata on a network (KEY=VALUE)
@@ -187,15 +190,26 @@ fn filters_json(items: &[String]) -> Result<String> {
 }
 
 async fn create(a: CreateArgs, g: &GlobalArgs) -> Result<u8> {
-    let mut config = serde_json::Map::new();
-    if let Some(s) = &a.subnet {
-        config.insert("Subnet".into(), Value::String(s.clone()));
+    // one IPAM entry per subnet; the gateway and range go with the IPv4 one
+    let mut configs: Vec<Value> = Vec::new();
+    let mut v4 = serde_json::Map::new();
+    for s in &a.subnet {
+        if s.contains(':') {
+            configs.push(serde_json::json!({ "Subnet": s }));
+        } else if v4.contains_key("Subnet") {
+            bail!("one IPv4 --subnet per network");
+        } else {
+            v4.insert("Subnet".into(), Value::String(s.clone()));
+        }
     }
     if let Some(gw) = &a.gateway {
-        config.insert("Gateway".into(), Value::String(gw.clone()));
+        v4.insert("Gateway".into(), Value::String(gw.clone()));
     }
     if let Some(r) = &a.ip_range {
-        config.insert("IPRange".into(), Value::String(r.clone()));
+        v4.insert("IPRange".into(), Value::String(r.clone()));
+    }
+    if !v4.is_empty() {
+        configs.insert(0, Value::Object(v4));
     }
     let body = serde_json::json!({
         "Name": a.name,
@@ -205,7 +219,7 @@ async fn create(a: CreateArgs, g: &GlobalArgs) -> Result<u8> {
         "EnableIPv6": a.ipv6,
         "IPAM": {
             "Driver": "default",
-            "Config": if config.is_empty() { vec![] } else { vec![Value::Object(config)] },
+            "Config": configs,
         },
         "Labels": key_values(&a.label, "label")?,
         "Options": key_values(&a.opt, "option")?,

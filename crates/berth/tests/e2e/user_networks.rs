@@ -248,3 +248,37 @@ priv_test! {
         });
     }
 }
+
+priv_test! {
+    fn ipv6_networks_give_addresses_names_and_isolation() {
+        in_fresh_netns(|| {
+            let f = fixture();
+            let (b, img) = (&f.b, f.img.as_str());
+            b.ok(&["network", "create", "--ipv6", "six"]);
+            b.ok(&["network", "create", "--ipv6", "--subnet", "10.98.0.0/24", "--subnet", "fd00:98::/64", "six2"]);
+            let config = json(&b.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "six2"]));
+            assert_eq!(config[1]["Subnet"], "fd00:98::/64", "{config}");
+            assert_eq!(config[1]["Gateway"], "fd00:98::1", "{config}");
+            assert_eq!(b.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "six"]).trim(), "true");
+            serve(b, img, &["--network", "six2"], "w6");
+            let v6 = b.ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}}{{end}}", "w6"]);
+            assert_eq!(v6.trim(), "fd00:98::2/64 fd00:98::1");
+            let routes = b.ok(&["exec", "w6", "ip", "-6", "route"]);
+            assert!(routes.contains("default via fd00:98::1"), "{routes}");
+            let out = b.ok(&["run", "--rm", "--network", "six2", "--dns-search", ".", img, "nslookup", "-type=AAAA", "w6"]);
+            assert!(out.contains("Address: fd00:98::2"), "{out}");
+            let got = b.ok(&["run", "--rm", "--network", "six2", img, "wget", "-q", "-O", "-", "http://[fd00:98::2]/"]);
+            assert_eq!(got.trim(), "w6");
+            let cross = b.run(&["run", "--rm", "--network", "six", img, "ping", "-6", "-c", "1", "-W", "1", "fd00:98::2"]);
+            assert!(!cross.status.success(), "IPv6 crossed networks");
+            let (_, err) = b.fails(&["network", "create", "--ipv6", "--subnet", "fd00:98:0:0:1::/80", "x"]);
+            assert!(err.contains("overlaps the IPv6 subnet of network six2"), "{err}");
+            let (_, err) = b.fails(&["network", "create", "--subnet", "fd00:99::/64", "x"]);
+            assert!(err.contains("needs --ipv6"), "{err}");
+            b.ok(&["rm", "-f", "w6"]);
+            b.ok(&["network", "rm", "six", "six2"]);
+            let v6_table = Command::new("nft").args(["list", "table", "ip6", "berth"]).output().expect("nft");
+            assert!(!v6_table.status.success(), "the ip6 table outlived its networks");
+        });
+    }
+}
