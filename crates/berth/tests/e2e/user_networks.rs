@@ -91,7 +91,14 @@ priv_test! {
             assert_eq!(inner.trim(), "true");
 
             // names and aliases resolve on the network, and reach the container
-            serve(b, img, &["--network", "appnet", "--network-alias", "www"], "web");
+            serve(b, img, &["--network", "appnet", "--network-alias", "www", "-p", "127.0.0.1:18300:80"], "web");
+            eventually("web's published port", || {
+                let out = Command::new("curl").args(["-sS", "-m", "2", "http://127.0.0.1:18300/"]).output().expect("curl");
+                match String::from_utf8_lossy(&out.stdout).trim() {
+                    "web" => Ok(()),
+                    other => Err(format!("{other:?} {}", String::from_utf8_lossy(&out.stderr))),
+                }
+            });
             for name in ["web", "www", "WEB.appnet"] {
                 let (ok, out) = lookup(b, img, "appnet", name);
                 assert!(ok && out.contains("Address: 10.214.0.2"), "{name}: {out}");
