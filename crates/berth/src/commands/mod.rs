@@ -9,6 +9,7 @@ pub mod exec;
 pub mod images;
 pub mod login;
 pub mod pull;
+pub mod run;
 pub mod stats;
 pub mod system;
 pub mod tty;
