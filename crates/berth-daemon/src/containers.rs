@@ -193,7 +193,7 @@ fn run_attached(
         .await;
     });
     let mut resp = upgraded_stream(false);
-    if let Ok(v) = header::HeaderValue::from_str(&header_value) {
+    if let Ok(v) = header::HeaderValue::from_bytes(header_value.as_bytes()) {
         resp.headers_mut()
             .insert(berth_api::containers::RUN_HEADER, v);
     }
