@@ -55,6 +55,17 @@ async fn api_error(resp: Response<Incoming>) -> ApiClientError {
     }
 }
 
+/// An upgraded connection (attach, exec, berth's one-request run).
+pub type UpgradedStream = TokioIo<hyper::upgrade::Upgraded>;
+
+/// What [`ApiClient::upgrade_or_answer`] got.
+pub enum Upgrade {
+    /// The connection was upgraded: the answer's headers and the raw stream.
+    Upgraded(hyper::HeaderMap, UpgradedStream),
+    /// A successful answer without an upgrade: status, headers, body.
+    Answer(StatusCode, hyper::HeaderMap, Bytes),
+}
+
 /// The client.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
@@ -199,6 +210,26 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ApiClientError> {
+        match self.upgrade_or_answer(path, body).await? {
+            Upgrade::Upgraded(_, io) => Ok(io),
+            Upgrade::Answer(status, _, bytes) => Err(ApiClientError::Api {
+                status: status.as_u16(),
+                message: format!(
+                    "the daemon did not upgrade the connection: {}",
+                    String::from_utf8_lossy(&bytes).trim()
+                ),
+            }),
+        }
+    }
+
+    /// Sends a request that may upgrade the connection: the upgraded stream with the answer's
+    /// headers, or a successful answer that did not upgrade (a daemon that ignores what asked
+    /// for the upgrade) with its body. Error answers are errors.
+    pub async fn upgrade_or_answer(
+        &self,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Upgrade, ApiClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ApiClientError::Connect {
@@ -228,13 +259,23 @@ impl ApiClient {
             .send_request(req)
             .await
             .map_err(ApiClientError::Http)?;
-        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        if resp.status().is_client_error() || resp.status().is_server_error() {
             return Err(api_error(resp).await);
         }
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(ApiClientError::Http)?
+                .to_bytes();
+            return Ok(Upgrade::Answer(parts.status, parts.headers, bytes));
+        }
+        let headers = resp.headers().clone();
         let upgraded = hyper::upgrade::on(resp)
             .await
             .map_err(ApiClientError::Http)?;
-        Ok(TokioIo::new(upgraded))
+        Ok(Upgrade::Upgraded(headers, TokioIo::new(upgraded)))
     }
 
     /// `GET /_ping`: whether a daemon answers.

@@ -343,6 +343,30 @@ pub struct WaitError {
     pub message: String,
 }
 
+/// berth's `run` in one request (`POST /containers/create?berth-attach=1`, a berth
+/// extension): the last frame of the multiplexed stream, stream type [`RUN_END_STREAM`], says
+/// how the run ended.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct RunEnd {
+    /// The exit code (`-1` when the wait failed or the start did).
+    pub status_code: i64,
+    /// Error, if the wait failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WaitError>,
+    /// The daemon's message when the container could not be started (nothing ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
+}
+
+/// The stream type of [`RunEnd`]'s frame (Docker's "system error" stream, which the daemon
+/// never sends otherwise).
+pub const RUN_END_STREAM: u8 = 3;
+
+/// The header of a `berth-attach`/`berth-start` create answer: the [`CreateResponse`] as JSON
+/// (a 101 answer has no body).
+pub const RUN_HEADER: &str = "x-berth-container";
+
 /// An entry of `GET /containers/json`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]

@@ -11,7 +11,7 @@ pub mod networks;
 pub mod stats;
 pub mod system;
 
-pub use client::{ApiClient, ApiClientError};
+pub use client::{ApiClient, ApiClientError, Upgrade, UpgradedStream};
 
 /// The newest API version berth speaks.
 pub const API_VERSION: &str = "1.50";

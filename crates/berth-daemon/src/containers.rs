@@ -29,18 +29,175 @@ fn truthy(v: &Option<String>) -> bool {
 pub(crate) struct CreateQuery {
     #[serde(default)]
     name: Option<String>,
+    /// berth extension: start it too, in this request (`berth run -d`); the answer then
+    /// carries the [`berth_api::containers::RUN_HEADER`] header
+    #[serde(default, rename = "berth-start")]
+    berth_start: Option<String>,
+    /// berth extension: attach, start and wait in this request, upgraded to the attach stream
+    /// (`berth run`); see [`run_attached`]
+    #[serde(default, rename = "berth-attach")]
+    berth_attach: Option<String>,
+    #[serde(default)]
+    stdin: Option<String>,
+    #[serde(default)]
+    stdout: Option<String>,
+    #[serde(default)]
+    stderr: Option<String>,
+    #[serde(default)]
+    condition: Option<String>,
 }
 
-/// `POST /containers/create`
+/// `POST /containers/create`, with berth's optional one-request `run` (`berth-start`,
+/// `berth-attach`); clients that do not ask for it get Docker's answer.
 pub(crate) async fn create(
     State(engine): State<AppState>,
     Query(q): Query<CreateQuery>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let attach = truthy(&q.berth_attach);
+    let upgrade = attach.then(|| hyper::upgrade::on(&mut req));
+    let body = axum::body::to_bytes(req.into_body(), 2 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
     let req: CreateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid container config JSON: {e}")))?;
+    // checked before anything is made
+    let condition = parse_condition(q.condition.as_deref().unwrap_or("not-running"))?;
+    if attach && req.config.tty {
+        return Err(ApiError::bad_request(
+            "berth-attach takes no tty (its stream is multiplexed): attach with /containers/{id}/attach instead",
+        ));
+    }
+    let auto_remove = req.host_config.auto_remove;
     let (id, warnings) = engine.create_container(q.name.as_deref(), req).await?;
-    Ok((StatusCode::CREATED, Json(CreateResponse { id, warnings })))
+    let created = CreateResponse { id, warnings };
+    if let Some(upgrade) = upgrade {
+        let want = (truthy(&q.stdin), truthy(&q.stdout), truthy(&q.stderr));
+        return Ok(run_attached(engine, created, upgrade, want, condition));
+    }
+    let mut answer = Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::CONTENT_TYPE, "application/json");
+    if truthy(&q.berth_start) {
+        if let Err(e) = engine.start_container(&created.id).await {
+            if auto_remove {
+                let _ = engine.remove_container(&created.id, true).await;
+            }
+            return Err(e.into());
+        }
+        answer = answer.header(
+            berth_api::containers::RUN_HEADER,
+            serde_json::to_string(&created).unwrap_or_default(),
+        );
+    }
+    Ok(answer
+        .body(Body::from(serde_json::to_vec(&created).unwrap_or_default()))
+        .expect("valid response"))
+}
+
+/// berth's one-request `run`: the container (just created) gets an attach stream and a wait
+/// in place, then starts; the answer is a 101 with the [`CreateResponse`] in a header, and the
+/// stream ends with a [`berth_api::containers::RunEnd`] frame (the exit code, or why it did
+/// not start; an `AutoRemove` container that did not start is removed).
+fn run_attached(
+    engine: AppState,
+    created: CreateResponse,
+    upgrade: hyper::upgrade::OnUpgrade,
+    (want_in, want_out, want_err): (bool, bool, bool),
+    condition: WaitCondition,
+) -> Response {
+    use berth_api::containers::{RunEnd, RUN_END_STREAM};
+    let id = created.id.clone();
+    let header_value = serde_json::to_string(&created).unwrap_or_default();
+    tokio::spawn(async move {
+        let end = |e: RunEnd| {
+            mux(
+                RUN_END_STREAM,
+                &serde_json::to_vec(&e).unwrap_or_default(),
+                false,
+            )
+        };
+        let (watch, attached) = match engine.container(&id) {
+            Ok(c) => (
+                Ok(engine.watch_container(&c)),
+                Some(engine.attach_on_start(&c)),
+            ),
+            Err(e) => (Err(e), None),
+        };
+        let started = match watch {
+            Ok(w) => engine.start_container(&id).await.map(|_| w),
+            Err(e) => Err(e),
+        };
+        let client = match upgrade.await {
+            Ok(u) => TokioIo::new(u),
+            Err(e) => {
+                tracing::debug!(error = %e, "run upgrade failed");
+                return;
+            }
+        };
+        let watch = match started {
+            Ok(w) => w,
+            Err(e) => {
+                engine.forget_attach(&id);
+                let c = engine.container(&id).ok();
+                if c.is_some_and(|c| c.config.host_config.auto_remove) {
+                    let _ = engine.remove_container(&id, true).await;
+                }
+                let mut client = client;
+                let _ = client
+                    .write_all(&end(RunEnd {
+                        status_code: -1,
+                        error: None,
+                        start_error: Some(crate::error::chain(&e)),
+                    }))
+                    .await;
+                let _ = client.shutdown().await;
+                return;
+            }
+        };
+        let shim = match attached {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        let Some(shim) = shim else {
+            tracing::warn!(container = id, "run: no attach stream after the start");
+            return;
+        };
+        let engine2 = engine.clone();
+        let finish = Box::pin(async move {
+            let res = engine2.wait_watched(watch, condition).await;
+            end(match res {
+                Ok(code) => RunEnd {
+                    status_code: code,
+                    ..Default::default()
+                },
+                Err(e) => RunEnd {
+                    status_code: -1,
+                    error: Some(berth_api::containers::WaitError {
+                        message: e.to_string(),
+                    }),
+                    start_error: None,
+                },
+            })
+        });
+        relay_then(
+            client,
+            shim,
+            want_in,
+            want_out,
+            want_err,
+            false,
+            None,
+            Some(finish),
+        )
+        .await;
+    });
+    let mut resp = upgraded_stream(false);
+    if let Ok(v) = header::HeaderValue::from_bytes(header_value.as_bytes()) {
+        resp.headers_mut()
+            .insert(berth_api::containers::RUN_HEADER, v);
+    }
+    resp
 }
 
 /// `POST /containers/{id}/start`
@@ -130,16 +287,7 @@ pub(crate) async fn wait(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Response, ApiError> {
-    let condition = match q.condition.as_deref().unwrap_or("not-running") {
-        "" | "not-running" => WaitCondition::NotRunning,
-        "next-exit" => WaitCondition::NextExit,
-        "removed" => WaitCondition::Removed,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid condition: {other:?}"
-            )))
-        }
-    };
+    let condition = parse_condition(q.condition.as_deref().unwrap_or("not-running"))?;
     let c = engine.container(&id)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     let id = c.id.clone();
@@ -170,6 +318,17 @@ pub(crate) async fn wait(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ))
         .expect("valid response"))
+}
+
+fn parse_condition(c: &str) -> Result<WaitCondition, ApiError> {
+    match c {
+        "" | "not-running" => Ok(WaitCondition::NotRunning),
+        "next-exit" => Ok(WaitCondition::NextExit),
+        "removed" => Ok(WaitCondition::Removed),
+        other => Err(ApiError::bad_request(format!(
+            "invalid condition: {other:?}: use not-running, next-exit or removed"
+        ))),
+    }
 }
 
 /// The container's command line, from its OCI spec.
@@ -886,7 +1045,30 @@ pub(crate) async fn relay<C>(
     want_out: bool,
     want_err: bool,
     tty: bool,
+    detach: Option<berth_api::detach_keys::DetachMatcher>,
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    relay_then(client, shim, want_in, want_out, want_err, tty, detach, None).await
+}
+
+/// Bytes written to the client after the output ended, before the stream is closed.
+type Epilogue = std::pin::Pin<Box<dyn std::future::Future<Output = Bytes> + Send>>;
+
+/// [`relay`], then `then`'s bytes once the output ended.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "relay's arguments and the epilogue"
+)]
+async fn relay_then<C>(
+    client: C,
+    shim: tokio::net::UnixStream,
+    want_in: bool,
+    want_out: bool,
+    want_err: bool,
+    tty: bool,
     mut detach: Option<berth_api::detach_keys::DetachMatcher>,
+    then: Option<Epilogue>,
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -917,7 +1099,8 @@ pub(crate) async fn relay<C>(
                             .await
                             .is_err()
                     {
-                        return;
+                        // the shim went: the output side sees it end (and writes the epilogue)
+                        std::future::pending::<()>().await;
                     }
                     if detached {
                         // the session ends; the container and its stdin stay as they are
@@ -930,6 +1113,7 @@ pub(crate) async fn relay<C>(
     };
     let output = async move {
         let mut head = [0u8; 5];
+        let mut client_gone = false;
         loop {
             if sr.read_exact(&mut head).await.is_err() {
                 break;
@@ -944,8 +1128,13 @@ pub(crate) async fn relay<C>(
                 continue;
             }
             if cw.write_all(&mux(stream, &data, tty)).await.is_err() {
+                client_gone = true;
                 break;
             }
+        }
+        if let Some(then) = then.filter(|_| !client_gone) {
+            let bytes = then.await;
+            let _ = cw.write_all(&bytes).await;
         }
         let _ = cw.flush().await;
         let _ = cw.shutdown().await;

@@ -99,6 +99,10 @@ pub struct Engine {
     zygote: std::sync::Mutex<Option<berth_runtime::shim::zygote::Zygote>>,
     events: events::EventBus,
     networks: network::Networks,
+    /// The host's cgroup layout under the containers' parent, detected once (reading
+    /// mountinfo on every create, start and removal cost more than the rest of the cgroup
+    /// work); `None` until first used.
+    cgroups: std::sync::OnceLock<Option<berth_runtime::cgroup::CgroupManager>>,
 }
 
 impl Engine {
@@ -144,6 +148,7 @@ impl Engine {
             live: Default::default(),
             events: Default::default(),
             networks,
+            cgroups: std::sync::OnceLock::new(),
         })
     }
 

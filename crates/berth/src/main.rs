@@ -170,26 +170,31 @@ fn main() -> ExitCode {
         return ExitCode::from(125);
     }
     output::init_logging(&cli.global, matches!(cli.command, Command::Daemon(_)));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(match cli.command {
-            Command::Daemon(_) => 4,
-            _ => 1,
-        })
-        .build()
-    {
+    let daemon = matches!(cli.command, Command::Daemon(_));
+    // a client command runs on this thread alone: no worker thread to start, and no hand-off
+    // between threads on every reply (blocking reads of stdin still get the blocking pool)
+    let built = if daemon {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .worker_threads(4)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             output::error(&format!("starting the async runtime: {e}"));
             return ExitCode::from(125);
         }
     };
-    let daemon = matches!(cli.command, Command::Daemon(_));
     let code = rt.block_on(async move {
         let g = cli.global;
         let result = match cli.command {
             Command::Daemon(a) => commands::daemon::run(a, &g).await,
-            Command::Run(a) => commands::containers::run(a, &g).await,
+            Command::Run(a) => commands::run::run(a, &g).await,
             Command::Create(a) => commands::containers::create(a, &g).await,
             Command::Start(a) => commands::containers::start(a, &g).await,
             Command::Stop(a) => commands::containers::stop(a, &g).await,

@@ -5,6 +5,8 @@ mod control;
 pub mod exec;
 pub mod init;
 pub mod networking;
+mod remove;
+mod run;
 pub mod spec;
 pub mod store;
 
@@ -19,6 +21,7 @@ use berth_runtime::shim::{self, ExitState, Hello, Ready, RunState, ShimConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+pub use run::ContainerWatch;
 pub use store::{Container, ContainerStore, State};
 
 use crate::network::{self, NetworkMode};
@@ -245,7 +248,7 @@ impl Engine {
         // checked before anything is made (prepare_container resolves it again)
         resolve_runtime(&req.host_config.runtime)?;
         let id = new_id();
-        self.prepare_cgroup(&id);
+        let cgroup = self.prepare_cgroup(&id);
         let dir = self.container_dir(&id);
         let result = self
             .prepare_container(&id, &name, &dir, image.as_ref(), &image_config, req)
@@ -260,6 +263,9 @@ impl Engine {
             Err(e) => {
                 // nothing half-made: no directory, no record, no cgroup
                 let _ = std::fs::remove_dir_all(&dir);
+                if let Some(made) = cgroup {
+                    let _ = made.await;
+                }
                 if let Ok(cg) = self.cgroup_of(&id) {
                     let _ = cg.destroy();
                 }
@@ -421,8 +427,12 @@ impl Engine {
         by_policy: bool,
     ) -> Result<bool, EngineError> {
         let c = self.containers.find(key)?;
-        if by_policy || matches!(c.state, State::Created | State::Exited) {
-            self.prepare_cgroup(&c.id);
+        if by_policy || c.state == State::Exited {
+            // the last run's shim removed it
+            let _ = self.prepare_cgroup(&c.id);
+        } else if c.state == State::Created {
+            // made at create (the shim makes it should it be gone)
+            warm_cgroup_migration();
         }
         let lock = self.live.op_lock(&c.id);
         let _g = lock.lock().await;
@@ -791,43 +801,8 @@ impl Engine {
         condition: WaitCondition,
     ) -> Result<i64, EngineError> {
         let c = self.containers.find(key)?;
-        let mut rx = self.live.sender(&c.id).subscribe();
-        let start_gen = *rx.borrow();
-        let mut last_exit = c.exit_code;
-        loop {
-            let current = match self.containers.find(&c.id) {
-                Ok(c) => c,
-                // removed: the exit code it had when it went
-                Err(_) => {
-                    let code = self
-                        .live
-                        .removed_exit
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&c.id)
-                        .copied();
-                    return Ok(code.unwrap_or(last_exit));
-                }
-            };
-            last_exit = current.exit_code;
-            let done = match condition {
-                WaitCondition::NotRunning => !matches!(
-                    current.state,
-                    State::Running | State::Paused | State::Restarting
-                ),
-                WaitCondition::NextExit => {
-                    current.state == State::Exited
-                        && (*rx.borrow() != start_gen || just_exited(&current.finished_at))
-                }
-                WaitCondition::Removed => false,
-            };
-            if done {
-                return Ok(current.exit_code);
-            }
-            if rx.changed().await.is_err() {
-                return Ok(current.exit_code);
-            }
-        }
+        let watch = self.watch_container(&c);
+        self.wait_watched(watch, condition).await
     }
 
     /// Sends a signal to the container's init.
@@ -915,115 +890,6 @@ impl Engine {
         waited?;
         self.container_event(&c, "stop", &[]);
         Ok(true)
-    }
-
-    /// `docker rm`: refuses a running container unless forced.
-    pub async fn remove_container(&self, key: &str, force: bool) -> Result<(), EngineError> {
-        let c = self.containers.find(key)?;
-        if matches!(c.state, State::Running | State::Paused | State::Restarting) {
-            if !force {
-                return Err(EngineError::Conflict(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                )));
-            }
-            self.live
-                .stopping
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(c.id.clone());
-            if c.state == State::Paused {
-                let _ = self.unpause_container(&c.id).await;
-            }
-            if c.state == State::Restarting {
-                let mut c2 = c.clone();
-                c2.state = State::Exited;
-                self.containers.update(&c2)?;
-            } else {
-                if shim::send_signal(c.pid as i32, 9).is_ok() {
-                    self.container_event(&c, "kill", &[("signal", "9".into())]);
-                }
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    self.wait_container(&c.id, WaitCondition::NotRunning),
-                )
-                .await;
-            }
-        }
-        // the shim removes the cgroup; if it died, do it here so nothing is left
-        if let Ok(m) =
-            berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
-                .and_then(|m| m.with_parent(&self.config().cgroup_parent))
-        {
-            if let Ok(cg) = m.open(&c.id) {
-                if cg.exists() {
-                    let _ = cg.destroy();
-                }
-            }
-        }
-        let dir = self.container_dir(&c.id);
-        // an external runtime's state, should its shim have died before deleting it
-        if let Some(runtime_root) = std::fs::read(dir.join("shim.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ShimConfig>(&b).ok())
-            .and_then(|s| s.runtime_root)
-        {
-            let _ = std::fs::remove_dir_all(runtime_root.join(&c.id));
-        }
-        // a shim still finishing (a failed start) writes into the directory: let it end first
-        if let Some(run) = std::fs::read(dir.join("state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<RunState>(&b).ok())
-        {
-            wait_for_shim(run.shim_pid).await;
-        }
-        // its address, veth and published ports, should exit handling not have run
-        self.networks().disconnect(&c.id, &dir).await;
-        if dir.exists() {
-            // out of sight at once (one rename), deleted in the background; what a crash leaves
-            // in trash/ is deleted at the next start
-            let trash = self.root().join("trash").join(&c.id);
-            let moved = std::fs::create_dir_all(self.root().join("trash"))
-                .and_then(|()| std::fs::rename(&dir, &trash));
-            match moved {
-                Ok(()) => {
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = std::fs::remove_dir_all(&trash) {
-                            tracing::warn!(path = %trash.display(), error = %e, "removing a container's directory");
-                        }
-                    });
-                }
-                Err(_) => std::fs::remove_dir_all(&dir).map_err(|e| {
-                    EngineError::Internal(format!("removing {}: {e}", dir.display()))
-                })?,
-            }
-        }
-        let final_exit = self
-            .containers
-            .find(&c.id)
-            .map(|c| c.exit_code)
-            .unwrap_or(c.exit_code);
-        {
-            let mut removed = self
-                .live
-                .removed_exit
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if removed.len() > 1024 {
-                removed.clear();
-            }
-            removed.insert(c.id.clone(), final_exit);
-        }
-        self.containers.delete(&c.id)?;
-        self.container_event(&c, "destroy", &[]);
-        self.forget_execs(&c.id);
-        self.live.notify(&c.id);
-        self.live
-            .stopping
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&c.id);
-        Ok(())
     }
 
     /// Connects an attach stream: at once when running, else when it starts.
@@ -1335,15 +1201,17 @@ impl Engine {
     /// migration lock (see [`warm_cgroup_migration`]) while the rest of create/start goes on.
     /// In this order because the warm-up holds the kernel's cgroup mutex, which a mkdir needs.
     /// Best effort: the shim creates what is missing.
-    fn prepare_cgroup(&self, id: &str) {
-        let created =
-            berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
-                .and_then(|m| m.with_parent(&self.config().cgroup_parent))
-                .and_then(|m| m.create(id));
-        if let Err(e) = created {
-            tracing::debug!(container = id, error = %e, "creating the cgroup ahead of the shim");
-        }
+    /// Makes the cgroup of `id` on a blocking thread, beside the rest of the create or start
+    /// (the shim makes it too, reusing what exists, should it come first).
+    fn prepare_cgroup(&self, id: &str) -> Option<tokio::task::JoinHandle<()>> {
         warm_cgroup_migration();
+        let m = self.cgroup_manager()?.clone();
+        let id = id.to_string();
+        Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = m.create(&id) {
+                tracing::debug!(container = id, error = %e, "creating the cgroup ahead of the shim");
+            }
+        }))
     }
 
     /// Publishes a container event with Docker's attributes: name, image, the labels, and
@@ -1360,10 +1228,23 @@ impl Engine {
     }
 
     pub(crate) fn cgroup_of(&self, id: &str) -> Result<berth_runtime::cgroup::Cgroup, EngineError> {
-        berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
-            .and_then(|m| m.with_parent(&self.config().cgroup_parent))
-            .and_then(|m| m.open(id))
+        let m = self.cgroup_manager().ok_or_else(|| {
+            EngineError::Internal(format!("cgroup of {id}: no usable cgroup hierarchy"))
+        })?;
+        m.open(id)
             .map_err(|e| EngineError::Internal(format!("cgroup of {id}: {e}")))
+    }
+
+    /// The host's cgroup layout with the containers' parent, detected at first use.
+    fn cgroup_manager(&self) -> Option<&berth_runtime::cgroup::CgroupManager> {
+        self.cgroups
+            .get_or_init(|| {
+                berth_runtime::cgroup::CgroupManager::detect("/sys/fs/cgroup", Path::new("/proc"))
+                    .and_then(|m| m.with_parent(&self.config().cgroup_parent))
+                    .map_err(|e| tracing::warn!(error = %e, "detecting the cgroup layout"))
+                    .ok()
+            })
+            .as_ref()
     }
 }
 

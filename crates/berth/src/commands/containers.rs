@@ -178,21 +178,21 @@ pub struct CreateArgs {
 pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
-    detach: bool,
+    pub(crate) detach: bool,
     /// Automatically remove the container when it exits
     #[arg(long)]
-    rm: bool,
+    pub(crate) rm: bool,
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
-    attach: Vec<String>,
+    pub(crate) attach: Vec<String>,
     /// Proxy received signals to the process
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
-    sig_proxy: bool,
+    pub(crate) sig_proxy: bool,
     /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q; with -it)
     #[arg(long = "detach-keys")]
-    detach_keys: Option<String>,
+    pub(crate) detach_keys: Option<String>,
     #[command(flatten)]
-    create: CreateArgs,
+    pub(crate) create: CreateArgs,
 }
 
 /// Docker's RAMInBytes: 64m, 1g, 512k, 1024 (binary units).
@@ -582,18 +582,38 @@ async fn create_container(
     auto_remove: bool,
 ) -> Result<CreateResponse> {
     req.host_config.auto_remove = auto_remove;
+    with_image(g, a, &req, "", |path, body| async move {
+        client
+            .json::<CreateResponse>(Method::POST, &path, Some(body))
+            .await
+    })
+    .await
+}
+
+/// Sends a create request with `send(path, body)` (the path with the name and `query`, e.g.
+/// `&berth-start=1`), pulling the image first when it is missing (like docker) or always
+/// (`--pull always`).
+pub(crate) async fn with_image<T, F, Fut>(
+    g: &GlobalArgs,
+    a: &CreateArgs,
+    req: &CreateRequest,
+    query: &str,
+    send: F,
+) -> Result<T>
+where
+    F: Fn(String, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiClientError>>,
+{
     let path = match &a.name {
-        Some(n) => format!("/containers/create?name={}", encode(n)),
-        None => "/containers/create".to_string(),
+        Some(n) => format!("/containers/create?name={}{query}", encode(n)),
+        None => format!("/containers/create?{}", query.trim_start_matches('&')),
     };
-    let body = serde_json::to_vec(&req)?;
+    let path = path.trim_end_matches('?').to_string();
+    let body = serde_json::to_vec(req)?;
     if a.pull == "always" && a.rootfs.is_none() {
         pull_for_run(g, &req.config.image, a.platform.as_deref()).await?;
     }
-    match client
-        .json::<CreateResponse>(Method::POST, &path, Some(body.clone()))
-        .await
-    {
+    match send(path.clone(), body.clone()).await {
         Err(ApiClientError::Api {
             status: 404,
             message,
@@ -603,7 +623,7 @@ async fn create_container(
                 req.config.image
             ));
             pull_for_run(g, &req.config.image, a.platform.as_deref()).await?;
-            Ok(client.json(Method::POST, &path, Some(body)).await?)
+            Ok(send(path, body).await?)
         }
         other => Ok(other?),
     }
@@ -635,39 +655,39 @@ async fn pull_for_run(g: &GlobalArgs, image: &str, platform: Option<&str>) -> Re
     Ok(())
 }
 
-/// The exit code docker gives a failed start, from the daemon's message.
-fn start_failure_code(message: &str) -> u8 {
-    // runtimes differ in case: runc says "no such file or directory", crun "No such file..."
-    let message = message.to_ascii_lowercase();
-    if message.contains("executable file not found")
-        || message.contains("no such file or directory")
-    {
-        127
-    } else if message.contains("permission denied") || message.contains("cannot execute") {
-        126
-    } else {
-        125
+/// Demultiplexes Docker's stream (or passes a tty stream through) to our stdout/stderr.
+pub(crate) async fn pump_output<R: tokio::io::AsyncRead + Unpin>(r: R, tty: bool) {
+    if let Some(system) = pump_stream(r, tty).await {
+        // Docker's "system error" stream: the daemon's own message
+        output::err(String::from_utf8_lossy(&system).trim_end());
     }
 }
 
-/// Demultiplexes Docker's stream (or passes a tty stream through) to our stdout/stderr.
-pub(crate) async fn pump_output<R: tokio::io::AsyncRead + Unpin>(mut r: R, tty: bool) {
+/// [`pump_output`], up to a frame of the "system error" stream (type
+/// [`berth_api::containers::RUN_END_STREAM`]): its payload is returned, and ends the stream.
+pub(crate) async fn pump_stream<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    tty: bool,
+) -> Option<Vec<u8>> {
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
     if tty {
         let _ = tokio::io::copy(&mut r, &mut stdout).await;
         let _ = stdout.flush().await;
-        return;
+        return None;
     }
     let mut head = [0u8; 8];
     loop {
         if r.read_exact(&mut head).await.is_err() {
-            break;
+            return None;
         }
         let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
         let mut data = vec![0u8; len];
         if r.read_exact(&mut data).await.is_err() {
-            break;
+            return None;
+        }
+        if head[0] == berth_api::containers::RUN_END_STREAM {
+            return Some(data);
         }
         let res = if head[0] == 2 {
             stderr.write_all(&data).await
@@ -675,154 +695,13 @@ pub(crate) async fn pump_output<R: tokio::io::AsyncRead + Unpin>(mut r: R, tty: 
             stdout.write_all(&data).await
         };
         if res.is_err() {
-            break;
+            return None;
         }
         let _ = if head[0] == 2 {
             stderr.flush().await
         } else {
             stdout.flush().await
         };
-    }
-}
-
-/// Runs `run`.
-pub async fn run(args: RunArgs, g: &GlobalArgs) -> Result<u8> {
-    let req = match create_request(&args.create) {
-        Ok(r) => r,
-        Err(e) => {
-            output::err(&format!("berth: {e:#}"));
-            output::err("See 'berth run --help'.");
-            return Ok(125);
-        }
-    };
-    let detach_query = match crate::commands::attach::detach_query(args.detach_keys.as_deref()) {
-        Ok(q) => q,
-        Err(e) => {
-            output::err(&format!("berth: {e}"));
-            output::err("See 'berth run --help'.");
-            return Ok(125);
-        }
-    };
-    let client = match g.client().await {
-        Ok(c) => c,
-        Err(e) => {
-            output::err(&format!("berth: {e:#}"));
-            return Ok(125);
-        }
-    };
-    let tty = req.config.tty;
-    let interactive = req.config.open_stdin;
-    let created = match create_container(&client, g, &args.create, req, args.rm).await {
-        Ok(c) => c,
-        Err(e) => {
-            report_run_error(&e);
-            return Ok(125);
-        }
-    };
-    for w in &created.warnings {
-        output::err(&format!("WARNING: {w}"));
-    }
-    let id = created.id.clone();
-    if args.detach {
-        if let Err(e) = client
-            .call(Method::POST, &format!("/containers/{id}/start"), None)
-            .await
-        {
-            report_run_error(&e.into());
-            return Ok(125);
-        }
-        output::out(&id);
-        return Ok(0);
-    }
-    let want =
-        |s: &str| args.attach.is_empty() || args.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
-    let attach_path = format!(
-        "/containers/{id}/attach?stream=1&stdout={}&stderr={}&stdin={}{detach_query}",
-        want("stdout") as u8,
-        want("stderr") as u8,
-        (interactive && want("stdin")) as u8
-    );
-    let io = match client.upgrade(&attach_path).await {
-        Ok(io) => io,
-        Err(e) => {
-            report_run_error(&e.into());
-            return Ok(125);
-        }
-    };
-    // the wait is in place (headers received) before the container starts
-    let condition = if args.rm { "removed" } else { "next-exit" };
-    let wait_resp = client
-        .request(
-            Method::POST,
-            &format!("/containers/{id}/wait?condition={condition}"),
-            None,
-            &[],
-        )
-        .await?;
-    if let Err(e) = client
-        .call(Method::POST, &format!("/containers/{id}/start"), None)
-        .await
-    {
-        let code = match &e {
-            ApiClientError::Api { message, .. } => start_failure_code(message),
-            _ => 125,
-        };
-        report_run_error(&e.into());
-        if args.rm {
-            let _ = client
-                .call(Method::DELETE, &format!("/containers/{id}?force=1"), None)
-                .await;
-        }
-        return Ok(code);
-    }
-    // --sig-proxy: SIGINT and SIGTERM received here go to the container (not with a tty:
-    // there the terminal delivers ^C itself)
-    let proxy = if args.sig_proxy && !tty {
-        let client = client.clone();
-        let id = id.clone();
-        Some(crate::commands::attach::proxy_signals(client, id))
-    } else {
-        None
-    };
-    let (reader, writer) = tokio::io::split(io);
-    let terminal = crate::commands::tty::Session::enter(
-        &client,
-        format!("/containers/{id}/resize"),
-        tty,
-        interactive,
-    );
-    let watched = args.detach_keys.clone().unwrap_or_default();
-    let stdin_task = interactive
-        .then(|| crate::commands::attach::forward_stdin(writer, tty.then_some(watched.as_str())));
-    pump_output(reader, tty).await;
-    drop(terminal);
-    if let Some(p) = proxy {
-        p.abort();
-    }
-    if let Some((task, detached)) = stdin_task {
-        task.abort();
-        if detached.load(std::sync::atomic::Ordering::SeqCst) {
-            // detached: the container runs on
-            return Ok(0);
-        }
-    }
-    let bytes = http_body_util::BodyExt::collect(wait_resp.into_body())
-        .await?
-        .to_bytes();
-    let w: WaitResponse = serde_json::from_slice(&bytes).unwrap_or_default();
-    if let Some(e) = w.error {
-        output::err(&format!("berth: {}", e.message));
-        return Ok(125);
-    }
-    Ok(w.status_code.clamp(0, 255) as u8)
-}
-
-fn report_run_error(e: &anyhow::Error) {
-    if let Some(ApiClientError::Api { message, .. }) = e.downcast_ref::<ApiClientError>() {
-        output::err(&format!("berth: Error response from daemon: {message}"));
-        output::err("See 'berth run --help'.");
-    } else {
-        output::err(&format!("berth: {e:#}"));
     }
 }
 
@@ -845,7 +724,7 @@ pub async fn create(args: CreateArgs, g: &GlobalArgs) -> Result<u8> {
             Ok(0)
         }
         Err(e) => {
-            report_run_error(&e);
+            crate::commands::run::report_run_error(&e);
             Ok(125)
         }
     }
@@ -1368,7 +1247,7 @@ pub struct PruneArgs {
 /// Dispatches `container …`.
 pub async fn dispatch(c: ContainerCommand, g: &GlobalArgs) -> Result<u8> {
     match c {
-        ContainerCommand::Run(a) => run(a, g).await,
+        ContainerCommand::Run(a) => crate::commands::run::run(a, g).await,
         ContainerCommand::Create(a) => create(a, g).await,
         ContainerCommand::Start(a) => start(a, g).await,
         ContainerCommand::Stop(a) => stop(a, g).await,

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod login;
 pub mod network;
 pub mod pull;
+pub mod run;
 pub mod stats;
 pub mod system;
 pub mod tty;

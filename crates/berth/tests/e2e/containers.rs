@@ -381,3 +381,116 @@ fn unsafe_free_kill(pid: i32) -> i32 {
         .code()
         .unwrap_or(-1)
 }
+
+/// Sends one HTTP/1.1 request on the daemon's socket and reads until the daemon closes:
+/// (status line and headers, the bytes after them).
+fn raw_request(socket: &std::path::Path, head: &str, body: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "{head}Host: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "reading the answer: {e}; so far: {}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+        // a plain answer (not upgraded) has a length or ends with a chunk trailer
+        let text = String::from_utf8_lossy(&all);
+        if !text.starts_with("HTTP/1.1 101")
+            && (text.contains("\r\n\r\n{") && text.ends_with('}') || text.ends_with("0\r\n\r\n"))
+        {
+            break;
+        }
+    }
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end")
+        + 4;
+    (
+        String::from_utf8_lossy(&all[..split]).into_owned(),
+        all[split..].to_vec(),
+    )
+}
+
+/// Docker's multiplexed stream: (stream type, payload) frames.
+fn frames(mut b: &[u8]) -> Vec<(u8, String)> {
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        let len = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        out.push((b[0], String::from_utf8_lossy(&b[8..8 + len]).into_owned()));
+        b = &b[8 + len..];
+    }
+    out
+}
+
+priv_test! {
+    fn one_request_run_extension_creates_attaches_starts_and_reports_the_exit() {
+        let f = fixture();
+        let b = &f.b;
+        let sock = b.socket();
+        // berth-attach: a 101 with the container in a header, its output, then the end frame
+        let body = format!(r#"{{"Image":"{}","Cmd":["sh","-c","echo out; echo err >&2; exit 7"],"HostConfig":{{"AutoRemove":true}}}}"#, f.img);
+        let (head, stream) = raw_request(&sock, "POST /v1.50/containers/create?name=onereq&berth-attach=1&stdout=1&stderr=1&condition=removed HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n", &body);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let created = head.lines().find_map(|l| l.strip_prefix("x-berth-container: ")).unwrap_or_else(|| panic!("no x-berth-container header: {head}"));
+        let created: serde_json::Value = serde_json::from_str(created).expect("header JSON");
+        assert_eq!(created["Id"].as_str().map(str::len), Some(64), "{created}");
+        let got = frames(&stream);
+        assert!(got.contains(&(1, "out\n".into())) && got.contains(&(2, "err\n".into())), "{got:?}");
+        let (kind, end) = got.last().expect("an end frame").clone();
+        assert_eq!(kind, 3, "the last frame is the end of the run: {got:?}");
+        let end: serde_json::Value = serde_json::from_str(&end).expect("end JSON");
+        assert_eq!(end["StatusCode"], 7, "{end}");
+        // condition=removed: gone once the end frame came
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+
+        // a start that fails: the end frame says why; AutoRemove takes the container away
+        let body = format!(r#"{{"Image":"{}","Cmd":["/no/such/cmd"],"HostConfig":{{"AutoRemove":true}}}}"#, f.img);
+        let (head, stream) = raw_request(&sock, "POST /v1.50/containers/create?berth-attach=1&stdout=1&stderr=1&condition=removed HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n", &body);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let got = frames(&stream);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let end: serde_json::Value = serde_json::from_str(&got[0].1).expect("end JSON");
+        assert!(end["StartError"].as_str().is_some_and(|m| m.contains("no such file or directory")), "{end}");
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "", "the failed AutoRemove container is gone");
+
+        // bad input: nothing is made
+        let (head, _) = raw_request(&sock, "POST /v1.50/containers/create?berth-attach=1&condition=bogus HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n", &body);
+        assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+
+        // berth-start: created and running when the 201 comes, with the header
+        let body = format!(r#"{{"Image":"{}","Cmd":["sleep","100"]}}"#, f.img);
+        let (head, rest) = raw_request(&sock, "POST /v1.50/containers/create?name=started&berth-start=1 HTTP/1.1\r\n", &body);
+        assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+        assert!(head.contains("x-berth-container: "), "{head}");
+        assert!(String::from_utf8_lossy(&rest).contains("\"Id\""), "Docker's body as well");
+        assert_eq!(b.ok(&["inspect", "-f", "{{.State.Running}}", "started"]).trim(), "true");
+        // without the extension: Docker's create, nothing started, no header
+        let (head, _) = raw_request(&sock, "POST /v1.50/containers/create?name=plain HTTP/1.1\r\n", &body);
+        assert!(head.starts_with("HTTP/1.1 201") && !head.contains("x-berth-container"), "{head}");
+        assert_eq!(b.ok(&["inspect", "-f", "{{.State.Status}}", "plain"]).trim(), "created");
+        b.ok(&["rm", "-f", "started", "plain"]);
+
+        // the CLI's run goes through it: output, exit code, --rm, -d
+        let (c, out, err) = code(b, &["run", "--rm", &f.img, "sh", "-c", "echo o; echo e >&2; exit 5"]);
+        assert_eq!((c, out.as_str(), err.as_str()), (5, "o\n", "e\n"));
+        let id = b.ok(&["run", "-d", "--rm", &f.img, "sleep", "100"]);
+        assert_eq!(b.ok(&["inspect", "-f", "{{.State.Running}}", id.trim()]).trim(), "true");
+        b.ok(&["rm", "-f", id.trim()]);
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+    }
+}
