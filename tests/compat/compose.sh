@@ -24,7 +24,7 @@ YAML
 cd "$dir"
 docker pull -q "$ref" >/dev/null
 docker-compose -p cmp up -d 2>&1 | tail -n 3
-docker network ls --format '{{.Name}}' | grep -qx cmp_default || fail "compose made its network"
+docker network ls --format '{{.Name}}' | grep -x >/dev/null cmp_default || fail "compose made its network"
 got=""
 for _ in $(seq 50); do
   got=$(docker-compose -p cmp exec -T client wget -q -O - http://web/ 2>/dev/null || true)
@@ -33,8 +33,8 @@ for _ in $(seq 50); do
 done
 [ "$got" = compose-web ] || fail "client reaches web by its service name (got '$got')"
 docker-compose -p cmp exec -T web nslookup front >/dev/null || fail "the alias of client resolves"
-docker-compose -p cmp ps | grep -q 'cmp_web_1.*Up' || fail "compose ps shows web up"
+docker-compose -p cmp ps | grep >/dev/null 'cmp_web_1.*Up' || fail "compose ps shows web up"
 docker-compose -p cmp down 2>&1 | tail -n 3
-! docker network ls --format '{{.Name}}' | grep -qx cmp_default || fail "compose down removed its network"
+! docker network ls --format '{{.Name}}' | grep -x >/dev/null cmp_default || fail "compose down removed its network"
 [ -z "$(docker ps -aq)" ] || fail "compose down removed its containers"
 echo "docker-compose: ok"
