@@ -24,6 +24,7 @@
 
 pub mod external;
 pub mod log;
+pub mod memory;
 pub mod zygote;
 
 use std::io::{self, Read, Write};
@@ -459,6 +460,8 @@ pub fn run(
     let mut exited: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
     let mut started = false;
+    // once the container runs, the shim goes idle: give back what creating it touched
+    let mut release_pending = false;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         // build the poll set: listener, pidfd, outputs, clients
@@ -572,7 +575,7 @@ pub fn run(
                                 match created.start() {
                                     Ok(()) => {
                                         started = true;
-                                        crate::sys::trim_heap();
+                                        release_pending = true;
                                         serde_json::json!({"ok": true})
                                     }
                                     Err(e) => serde_json::json!({"error": error_chain(&e)}),
@@ -631,6 +634,10 @@ pub fn run(
             }
         }
         clients.retain(|c| !c.dead);
+        if release_pending {
+            release_pending = false;
+            memory::release();
+        }
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
         if exited.is_none() || !revents[1].is_empty() {
