@@ -13,6 +13,8 @@
 //! container-json.log[.N]
 //! exec/<exec id>/  one directory per exec (shim.json, shim.sock, state.json, exit.json)
 //! ```
+//! The shim creates its container from a short-lived helper child (see `create_in_helper`)
+//! and becomes its subreaper, so the memory the create path touches is never the idle shim's.
 //! An exec shim (`ShimConfig::exec`) runs one extra process in the running container
 //! ([`crate::exec`]) with the same loop, stdio, socket protocol and exit record, in the
 //! exec's own directory; it writes no container log, joins the container's existing
