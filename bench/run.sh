@@ -686,9 +686,10 @@ fi
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ report
-med() { jq -r --arg c "$2" '.results[] | select(.command==$c) | .median' "$RAW/$1.json" 2>/dev/null; }
-st()  { jq -r --arg c "$2" --arg k "$3" '.results[] | select(.command==$c) | .[$k]' "$RAW/$1.json" 2>/dev/null; }
-nr()  { jq -r --arg c "$2" '.results[] | select(.command==$c) | .times|length' "$RAW/$1.json" 2>/dev/null; }
+# (empty when the group did not run: SECTIONS, FAVORDYNMODS=0)
+med() { jq -r --arg c "$2" '.results[] | select(.command==$c) | .median' "$RAW/$1.json" 2>/dev/null || true; }
+st()  { jq -r --arg c "$2" --arg k "$3" '.results[] | select(.command==$c) | .[$k]' "$RAW/$1.json" 2>/dev/null || true; }
+nr()  { jq -r --arg c "$2" '.results[] | select(.command==$c) | .times|length' "$RAW/$1.json" 2>/dev/null || true; }
 fmt() { # seconds -> "1.23 s" / "123 ms" / "12.3 ms"
     [ -n "$1" ] || { echo "n/a"; return; }
     awk -v s="$1" 'BEGIN{ if (s>=1) printf "%.2f s", s; else if (s>=0.1) printf "%.0f ms", s*1000; else printf "%.1f ms", s*1000 }'
