@@ -56,6 +56,8 @@
 #          reading / a round of timings
 #        NICE=-10: nice value of the script and everything it starts (all engines alike)
 #        ENGINES="berth docker podman runc crun"  DOCKER_BRIDGE=1 (0: dockerd --bridge=none)
+#        SECTIONS="A B C D E" (the sections to run; e.g. SECTIONS=D measures only idle memory;
+#          the report shows n/a for the others)
 #        PORT (default: free)  KEEP_TMP=1  DOCKER (CLI, default /usr/bin/docker)
 # Network: the Debian mirror (apt-get) and 127.0.0.1 only.
 set -euo pipefail
@@ -78,6 +80,8 @@ QUIET_CPU="${QUIET_CPU:-25}"
 NICE="${NICE:--10}"
 ENGINES="${ENGINES:-berth docker podman runc crun}"
 DOCKER_BRIDGE="${DOCKER_BRIDGE:-1}"
+SECTIONS="${SECTIONS:-A B C D E}"
+section() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 LBL="org.berth.bench"
 
 log() { echo "# $*" >&2; }
@@ -432,6 +436,9 @@ clear_cases() { C_ID=() C_CMD=() C_NS=() C_PREP=() C_RUNS=() C_WARM=(); }
 run_cases() {
     local g="$1" n=${#C_ID[@]} r i k per args pre
     mkdir -p "$RAW/$g"
+    local sec
+    case "$g" in start) sec=A ;; churn) sec=B ;; detached) sec=C ;; *) sec=E ;; esac
+    section "$sec" || { echo '{"results":[]}' >"$RAW/$g.json"; return 0; }
     for ((r=0; r<ROUNDS; r++)); do
         wait_quiet "$g round $((r+1))" "$QUIET_WAIT_ROUND"
         log "[$g] round $((r+1))/$ROUNDS  load=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -609,6 +616,7 @@ mem_run() { # ENGINE REP
           sup_pss_kb:$sp, sup_rss_kb:$sr, ctr_pss_kb:$cp, ctr_cgroup_kb:$cg, start_s:$ts, rm_s:$tr}' | tee -a "$MEMJ" >&2
     [ "$n" = "$MEM_N" ] || log "$e: only $n of $MEM_N containers running"
 }
+section D || MEM_REPS=0
 for r in $(seq 1 "$MEM_REPS"); do
     for e in berth docker podman; do
         have "$e" || continue
@@ -639,7 +647,7 @@ for line in open("/proc/self/mountinfo"):
         raise SystemExit("remounting %s: %s" % (l[4], os.strerror(ctypes.get_errno())))
 PY
 }
-FDM="${FAVORDYNMODS:-1}"
+FDM="${FAVORDYNMODS:-1}"; section E || FDM=0
 FDM_RAN=0; FDM_NOTE=""
 if [ "$FDM" = 1 ] && have berth; then
     if fdm_on; then
@@ -678,9 +686,10 @@ fi
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ report
-med() { jq -r --arg c "$2" '.results[] | select(.command==$c) | .median' "$RAW/$1.json" 2>/dev/null; }
-st()  { jq -r --arg c "$2" --arg k "$3" '.results[] | select(.command==$c) | .[$k]' "$RAW/$1.json" 2>/dev/null; }
-nr()  { jq -r --arg c "$2" '.results[] | select(.command==$c) | .times|length' "$RAW/$1.json" 2>/dev/null; }
+# (empty when the group did not run: SECTIONS, FAVORDYNMODS=0)
+med() { jq -r --arg c "$2" '.results[] | select(.command==$c) | .median' "$RAW/$1.json" 2>/dev/null || true; }
+st()  { jq -r --arg c "$2" --arg k "$3" '.results[] | select(.command==$c) | .[$k]' "$RAW/$1.json" 2>/dev/null || true; }
+nr()  { jq -r --arg c "$2" '.results[] | select(.command==$c) | .times|length' "$RAW/$1.json" 2>/dev/null || true; }
 fmt() { # seconds -> "1.23 s" / "123 ms" / "12.3 ms"
     [ -n "$1" ] || { echo "n/a"; return; }
     awk -v s="$1" 'BEGIN{ if (s>=1) printf "%.2f s", s; else if (s>=0.1) printf "%.0f ms", s*1000; else printf "%.1f ms", s*1000 }'

@@ -359,6 +359,17 @@ pub(crate) fn spawn_child(
 }
 
 impl Created {
+    /// A created container from its pid and the status and start pipes of [`Created::into_parts`]
+    /// (handed over from the process that created it).
+    pub fn from_parts(pid: i32, status: std::fs::File, start: Option<std::fs::File>) -> Created {
+        Created { pid, status, start }
+    }
+
+    /// The pid and the status and start pipes, to hand over to another process.
+    pub fn into_parts(self) -> (i32, std::fs::File, Option<std::fs::File>) {
+        (self.pid, self.status, self.start)
+    }
+
     /// Lets a container created with `wait_for_start` run; returns once it reached execve.
     pub fn start(&mut self) -> Result<(), RuntimeError> {
         let Some(mut start) = self.start.take() else {

@@ -1,5 +1,6 @@
 //! The few raw syscalls the runtime needs that `rustix` does not wrap: clone with namespace
-//! flags, execve, close_range, capability bounding/ambient sets, and `_exit`.
+//! flags, execve, close_range, capability bounding/ambient sets, `_exit`, and the madvise/malloc
+//! calls that keep an idle shim small.
 //! Every function here is a thin wrapper returning `io::Error`; nothing else in the crate
 //! calls `libc` for syscalls.
 #![allow(unsafe_code)]
@@ -209,6 +210,42 @@ pub fn trim_heap() {
     // SAFETY: malloc_trim only walks glibc's own heap structures; no pointer is passed.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Gives back the pages of this thread's stack mapping `[low, high)` that lie more than
+/// `margin` bytes below this function's own frame: every live frame is above that point (the
+/// stack grows down, and what runs from here on uses far less than `margin`), so nothing there is
+/// in use; the kernel hands out zero pages if the stack grows into them again. Returns how many
+/// bytes were dropped (0 when this frame is not inside `[low, high)`).
+#[inline(never)]
+pub fn release_stack_below(low: usize, high: usize, margin: usize) -> io::Result<usize> {
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    if here <= low || here >= high {
+        return Ok(0);
+    }
+    let page = page_size();
+    let end = here.saturating_sub(margin) & !(page - 1);
+    if end <= low {
+        return Ok(0);
+    }
+    // SAFETY: [low, end) is part of this thread's stack mapping below every live frame (see
+    // above); MADV_DONTNEED only replaces those unused pages with fresh zero pages.
+    if unsafe { libc::madvise(low as *mut libc::c_void, end - low, libc::MADV_DONTNEED) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(end - low)
+}
+
+/// The page size (`sysconf(_SC_PAGESIZE)`).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf takes an integer and returns one.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as usize
+    } else {
+        4096
     }
 }
 

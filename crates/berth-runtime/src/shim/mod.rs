@@ -13,6 +13,8 @@
 //! container-json.log[.N]
 //! exec/<exec id>/  one directory per exec (shim.json, shim.sock, state.json, exit.json)
 //! ```
+//! The shim creates its container from a short-lived helper child (see `create_in_helper`)
+//! and becomes its subreaper, so the memory the create path touches is never the idle shim's.
 //! An exec shim (`ShimConfig::exec`) runs one extra process in the running container
 //! ([`crate::exec`]) with the same loop, stdio, socket protocol and exit record, in the
 //! exec's own directory; it writes no container log, joins the container's existing
@@ -24,6 +26,7 @@
 
 pub mod external;
 pub mod log;
+pub mod memory;
 pub mod zygote;
 
 use std::io::{self, Read, Write};
@@ -213,6 +216,173 @@ pub trait ShimCgroup {
     fn oom_killed(&self) -> bool;
     /// Removes it (killing leftovers).
     fn destroy(&mut self);
+    /// The limits `join` writes (from the spec).
+    fn set_resources(&mut self, resources: Option<oci_spec::runtime::LinuxResources>);
+    /// Takes over the cgroup that `join` made in another process (the create helper), for
+    /// `oom_killed` and `destroy`; nothing when there is none.
+    fn adopt(&mut self);
+}
+
+/// The container's spec, `BUNDLE/config.json`.
+fn read_spec(bundle: &Path) -> io::Result<oci_spec::runtime::Spec> {
+    let spec_path = bundle.join("config.json");
+    serde_json::from_slice(&std::fs::read(&spec_path)?).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", spec_path.display()),
+        )
+    })
+}
+
+/// What the create helper reports besides the two descriptors.
+#[derive(Serialize, Deserialize)]
+struct HelperReport {
+    pid: Option<i32>,
+    error: Option<String>,
+    code: Option<u8>,
+}
+
+/// Creates the container from a short-lived child of the shim: the child parses the spec,
+/// creates the container process (which then waits for `start`), joins it to its cgroup and
+/// hands the pid and the container's status and start pipes back, then exits; the container
+/// process is re-parented to the shim, its subreaper. Everything creating a container touches
+/// (the parsed spec, the seccomp program, mount tables, deep stacks, page tables for most of
+/// the binary) lives and dies in the helper, so the shim that stays for the container's
+/// lifetime holds only what its poll loop needs.
+fn create_in_helper(
+    config: &ShimConfig,
+    cgroup: &mut dyn ShimCgroup,
+    io: ProcessIo,
+) -> Result<crate::container::Created, crate::container::RuntimeError> {
+    use crate::container::RuntimeError;
+    use std::os::fd::AsFd;
+    let wrap = |op: &str| {
+        let op = op.to_string();
+        move |source: io::Error| RuntimeError::Io { op, source }
+    };
+    let (ours, theirs) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| wrap("making the create helper's socket")(e.into()))?;
+    let helper = match crate::sys::clone_process(0).map_err(wrap("forking the create helper"))? {
+        crate::sys::Forked::Child => {
+            drop(ours);
+            let created = read_spec(&config.bundle)
+                .map_err(|e| RuntimeError::Io {
+                    op: "reading the spec".into(),
+                    source: e,
+                })
+                .and_then(|spec| {
+                    cgroup.set_resources(spec.linux().as_ref().and_then(|l| l.resources().clone()));
+                    crate::container::create(
+                        crate::container::CreateOptions {
+                            spec: &spec,
+                            bundle: &config.bundle,
+                            overlay: config.overlay.clone(),
+                            io,
+                            wait_for_start: true,
+                            preserve_fds: 0,
+                        },
+                        |pid| cgroup.join(pid),
+                    )
+                });
+            let (report, fds) = match created {
+                Ok(c) => {
+                    let (pid, status, start) = c.into_parts();
+                    let mut fds: Vec<OwnedFd> = vec![status.into()];
+                    fds.extend(start.map(OwnedFd::from));
+                    (
+                        HelperReport {
+                            pid: Some(pid),
+                            error: None,
+                            code: None,
+                        },
+                        fds,
+                    )
+                }
+                Err(e) => {
+                    let code = match &e {
+                        RuntimeError::Init { code, .. } => *code,
+                        _ => 125,
+                    };
+                    (
+                        HelperReport {
+                            pid: None,
+                            error: Some(error_chain(&e)),
+                            code: Some(code),
+                        },
+                        Vec::new(),
+                    )
+                }
+            };
+            let payload = serde_json::to_vec(&report).unwrap_or_default();
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+            let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
+            let sent = (borrowed.is_empty()
+                || cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed)))
+                && rustix::net::sendmsg(
+                    &theirs,
+                    &[io::IoSlice::new(&payload)],
+                    &mut cmsg,
+                    rustix::net::SendFlags::NOSIGNAL,
+                )
+                .is_ok();
+            crate::sys::exit_now(if sent { 0 } else { 125 })
+        }
+        crate::sys::Forked::Parent(pid) => pid,
+    };
+    // the container's ends of its stdio belong to the helper (and the container) only
+    drop((theirs, io));
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let received = loop {
+        match rustix::net::recvmsg(
+            &ours,
+            &mut [io::IoSliceMut::new(&mut buf)],
+            &mut cmsg,
+            rustix::net::RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other,
+        }
+    };
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for m in cmsg.drain() {
+        if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
+        }
+    }
+    if let Some(p) = rustix::process::Pid::from_raw(helper) {
+        while let Err(rustix::io::Errno::INTR) =
+            rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        {}
+    }
+    // the helper made the cgroup (or part of it): ours to watch and to remove from now on
+    cgroup.adopt();
+    let received = received.map_err(|e| wrap("reading the create helper's report")(e.into()))?;
+    let report: HelperReport =
+        serde_json::from_slice(&buf[..received.bytes]).map_err(|e| RuntimeError::Init {
+            code: 125,
+            message: format!("the create helper's report: {e}"),
+        })?;
+    match (report.pid, fds.len()) {
+        (Some(pid), 2) => {
+            let start = fds.pop().map(std::fs::File::from);
+            let status = std::fs::File::from(fds.pop().expect("two fds"));
+            Ok(crate::container::Created::from_parts(pid, status, start))
+        }
+        _ => Err(RuntimeError::Init {
+            code: report.code.unwrap_or(125),
+            message: report
+                .error
+                .unwrap_or_else(|| "the create helper reported no container".into()),
+        }),
+    }
 }
 
 struct Client {
@@ -231,14 +401,16 @@ pub fn run(
     cgroup: &mut dyn ShimCgroup,
     ready: OwnedFd,
 ) -> io::Result<ExitState> {
-    let spec_path = config.bundle.join("config.json");
-    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&std::fs::read(&spec_path)?)
-        .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", spec_path.display()),
-            )
-        })?;
+    // the container's own runtime parses the spec in a helper process (create_in_helper);
+    // an exec or an external runtime needs it here
+    let spec = match (&config.exec, &config.runtime) {
+        (None, None) => None,
+        _ => {
+            let spec = read_spec(&config.bundle)?;
+            cgroup.set_resources(spec.linux().as_ref().and_then(|l| l.resources().clone()));
+            Some(spec)
+        }
+    };
     let sock_path = socket_path(&config.dir);
     if let Some(parent) = sock_path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -319,7 +491,7 @@ pub fn run(
     let created = match (&config.exec, &config.runtime) {
         (Some(e), _) => crate::exec::exec(
             crate::exec::ExecOptions {
-                spec: &spec,
+                spec: spec.as_ref().expect("parsed for an exec"),
                 pid: e.container_pid,
                 process: &e.process,
                 io: pio,
@@ -328,18 +500,7 @@ pub fn run(
             |pid| cgroup.join(pid),
         )
         .map(Launched::Own),
-        (None, None) => crate::container::create(
-            crate::container::CreateOptions {
-                spec: &spec,
-                bundle: &config.bundle,
-                overlay: config.overlay.clone(),
-                io: pio,
-                wait_for_start: true,
-                preserve_fds: 0,
-            },
-            |pid| cgroup.join(pid),
-        )
-        .map(Launched::Own),
+        (None, None) => create_in_helper(config, cgroup, pio).map(Launched::Own),
         (None, Some(runtime)) => {
             external::External::create(config, runtime, pio).and_then(|(mut ext, console)| {
                 if let Some(master) = console {
@@ -459,6 +620,8 @@ pub fn run(
     let mut exited: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
     let mut started = false;
+    // once the container runs, the shim goes idle: give back what creating it touched
+    let mut release_pending = false;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         // build the poll set: listener, pidfd, outputs, clients
@@ -572,7 +735,7 @@ pub fn run(
                                 match created.start() {
                                     Ok(()) => {
                                         started = true;
-                                        crate::sys::trim_heap();
+                                        release_pending = true;
                                         serde_json::json!({"ok": true})
                                     }
                                     Err(e) => serde_json::json!({"error": error_chain(&e)}),
@@ -631,6 +794,10 @@ pub fn run(
             }
         }
         clients.retain(|c| !c.dead);
+        if release_pending {
+            release_pending = false;
+            memory::release();
+        }
 
         // reap: the container's init, and orphans re-parented to us (we are their subreaper)
         if exited.is_none() || !revents[1].is_empty() {
@@ -783,6 +950,19 @@ impl ShimCgroup for HostCgroup {
                 .is_some_and(|c| c.oom_killed().unwrap_or(false))
     }
 
+    fn set_resources(&mut self, resources: Option<oci_spec::runtime::LinuxResources>) {
+        self.resources = resources;
+    }
+
+    fn adopt(&mut self) {
+        if self.cgroup.is_some() {
+            return;
+        }
+        if let Some(m) = &self.manager {
+            self.cgroup = m.open(&self.id).ok().filter(|c| c.exists());
+        }
+    }
+
     fn destroy(&mut self) {
         if self.existing {
             // the container's cgroup: its own shim removes it
@@ -847,12 +1027,8 @@ pub fn main(config_path: &Path) -> i32 {
         use std::os::fd::AsRawFd;
         let _ = crate::sys::dup_onto(null.as_raw_fd(), 1);
     }
-    let resources = std::fs::read(config.bundle.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<oci_spec::runtime::Spec>(&b).ok())
-        .and_then(|s| s.linux().clone())
-        .and_then(|l| l.resources().clone());
-    let mut cgroup = HostCgroup::new(&config, resources);
+    // the limits come from the spec, which run() (or its create helper) reads
+    let mut cgroup = HostCgroup::new(&config, None);
     match run(&config, &mut cgroup, ready) {
         Ok(state) => state.exit_code.clamp(0, 255),
         Err(e) => {
