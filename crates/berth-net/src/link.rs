@@ -390,19 +390,26 @@ async fn configure_inside(netns: File, a: ContainerAttachment) -> Result<()> {
         // this thread is inside the namespace, so /proc/sys/net is the namespace's
         crate::sysctl::disable_ipv6(Path::new("/proc/sys"), &a.interface)?;
         let index = nl.require_index(&a.interface).await?;
-        nl.handle
-            .address()
-            .add(index, IpAddr::V4(a.address), a.prefix_len)
-            .execute()
-            .await
-            .map_err(nl_err("set the address of", &a.interface))?;
-        nl.handle
-            .link()
-            .set(LinkUnspec::new_with_name("lo").up().build())
-            .execute()
-            .await
-            .map_err(nl_err("set up", "lo"))?;
-        nl.set_up(index, &a.interface).await?;
+        // three independent requests in flight at once (the kernel takes them in order);
+        // the route needs the address and the link up, so it follows
+        let address = async {
+            nl.handle
+                .address()
+                .add(index, IpAddr::V4(a.address), a.prefix_len)
+                .execute()
+                .await
+                .map_err(nl_err("set the address of", &a.interface))
+        };
+        let lo = async {
+            nl.handle
+                .link()
+                .set(LinkUnspec::new_with_name("lo").up().build())
+                .execute()
+                .await
+                .map_err(nl_err("set up", "lo"))
+        };
+        let (address, lo, up) = tokio::join!(address, lo, nl.set_up(index, &a.interface));
+        address.and(lo).and(up)?;
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .output_interface(index)
             .gateway(a.gateway)
