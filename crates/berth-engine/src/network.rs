@@ -12,7 +12,7 @@
 //! [`Networks::ensure_bridge`] brings a bridge up, and register names/aliases in
 //! [`Networks::connect`], unregister in [`Networks::disconnect`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -338,6 +338,9 @@ pub struct Networks {
     ready: tokio::sync::Mutex<bool>,
     /// Serialises host-port choice and publishing.
     publishing: tokio::sync::Mutex<()>,
+    /// Host veths of exited containers being deleted in the background (container id →
+    /// task), awaited by a new [`Networks::connect`] of the same container.
+    deleting: std::sync::Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 impl Networks {
@@ -367,6 +370,7 @@ impl Networks {
             ipam,
             ready: tokio::sync::Mutex::new(false),
             publishing: tokio::sync::Mutex::new(()),
+            deleting: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -480,6 +484,15 @@ impl Networks {
         exposed: &[String],
     ) -> Result<Endpoint, EngineError> {
         let bridge = self.ensure_bridge().await?.to_string();
+        // a restart right after an exit: the old veth (same name) must be gone first
+        let deleting = self
+            .deleting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(task) = deleting {
+            let _ = task.await;
+        }
         let ipam = self.ipam.as_ref().expect("a bridge has an ipam");
         let (requested_ip, requested_mac) = endpoint_request(req, DEFAULT_NETWORK)?;
         let specs = port_specs(req, exposed)?;
@@ -546,13 +559,19 @@ impl Networks {
         }
         .await;
         if let Err(e) = made {
-            self.undo(id, &endpoint).await;
+            self.undo(id, &endpoint, false).await;
             return Err(e);
         }
         Ok(endpoint)
     }
 
-    async fn undo(&self, id: &str, endpoint: &Endpoint) {
+    /// Undoes an endpoint. `in_background`: the container has exited, so the kernel removes
+    /// the veth with its network namespace anyway; deleting it takes the kernel 10-20 ms
+    /// (the unregister waits for RCU grace periods under the rtnl lock, or for the namespace
+    /// cleanup that holds it), which `run --rm` would wait for: the delete then runs as a
+    /// task (so a veth whose namespace is shared, `--network container:`, still goes), and
+    /// a later connect of the same container awaits it; reconcile sweeps one a crash left.
+    async fn undo(&self, id: &str, endpoint: &Endpoint, in_background: bool) {
         // publishing is one nft transaction: an endpoint without recorded ports has none in
         // the table, and reconcile sweeps any a crash left (so `run --rm` pays no `nft` run)
         if !endpoint.ports.is_empty() {
@@ -562,8 +581,18 @@ impl Networks {
         }
         match Netlink::connect() {
             Ok(nl) => {
-                if let Err(e) = nl.delete(&endpoint.host_interface).await {
-                    tracing::warn!(container = id, error = %e, "cannot delete veth");
+                let (container, veth) = (id.to_string(), endpoint.host_interface.clone());
+                let delete = async move {
+                    if let Err(e) = nl.delete(&veth).await {
+                        tracing::warn!(container, error = %e, "cannot delete veth");
+                    }
+                };
+                if in_background {
+                    let mut deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+                    deleting.retain(|_, task| !task.is_finished());
+                    deleting.insert(id.to_string(), tokio::spawn(delete));
+                } else {
+                    delete.await;
                 }
             }
             Err(e) => tracing::warn!(container = id, error = %e, "cannot open netlink"),
@@ -576,10 +605,10 @@ impl Networks {
     }
 
     /// Undoes what [`Networks::connect`] made for container `id` (idempotent): its published
-    /// ports, its veth, its address, its record.
+    /// ports, its address, its record, and (in the background, see `undo`) its veth.
     pub async fn disconnect(&self, id: &str, dir: &Path) {
         if let Some(endpoint) = read_endpoint(dir) {
-            self.undo(id, &endpoint).await;
+            self.undo(id, &endpoint, true).await;
         } else if let Some(ipam) = &self.ipam {
             let _ = ipam.release(id);
         }
@@ -781,6 +810,7 @@ mod tests {
             nft: Nft::default(),
             ready: tokio::sync::Mutex::new(false),
             publishing: tokio::sync::Mutex::new(()),
+            deleting: std::sync::Mutex::new(HashMap::new()),
         };
         let mut r = request();
         let with_ip = |ip: &str| NetworkingConfig {
