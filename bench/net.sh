@@ -182,7 +182,17 @@ echo "## B. TCP throughput host -> container (Gbit/s; median of $IPERF_ROUNDS ro
 echo
 echo "| engine | 127.0.0.1:published | $HOST_ADDR:published | direct to the container's address | 127.0.0.1 / direct | $HOST_ADDR / direct |"
 echo "|---|---|---|---|---|---|"
-gbits() { iperf3 -J -t "$IPERF_SECONDS" -c "$1" -p "$2" | jq '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100'; }
+gbits() { # a failed iperf3 run (docker-proxy now and then refuses a quick reconnect) is retried
+    local out
+    for _ in 1 2 3; do
+        out=$(iperf3 -J -t "$IPERF_SECONDS" -c "$1" -p "$2" 2>/dev/null |
+            jq -e '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100' 2>/dev/null) &&
+            { echo "$out"; return 0; }
+        sleep 1
+    done
+    echo "iperf3 to $1:$2 failed 3 times" >&2
+    return 1
+}
 pct() { jq -n "$1 / $2 * 100 | floor"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 for e in berth docker podman; do
