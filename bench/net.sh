@@ -107,7 +107,9 @@ podman() { "${NOHY[@]}" "$PODMAN_BIN" --root "$T/podman" --runroot "$PRUN" "$@";
 has() { case " $ENGINES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if has berth; then
-    berth daemon >"$T/berth.log" 2>&1 &
+    # not through the berth() function: `&` would fork a subshell and $! would be its pid,
+    # so the cleanup's kill would leave the daemon running
+    "$BERTH" --root "$T/berth" daemon >"$T/berth.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do [ -S "$T/berth/berth.sock" ] && break; sleep 0.1; done
     berth import "$T/rootfs.tar" bbnet >/dev/null 2>&1 ||
