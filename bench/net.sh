@@ -3,10 +3,11 @@
 #
 #   A  start-to-exit of `run --rm IMG true` on each engine's default bridge, and with
 #      --network none (hyperfine -N, medians).  The bridge's cost is the difference.
-#   B  TCP throughput host -> container through a published port (iperf3 -c 127.0.0.1 and
-#      -c <host address>), berth (nftables DNAT in the kernel) vs docker (its default
-#      docker-proxy userland path for 127.0.0.1), plus the direct veth path (iperf3 -c
-#      <container address>) as the reference the published path is compared with.
+#   B  TCP throughput host -> container through a published port: iperf3 -c 127.0.0.1 and
+#      -c <the bridge's own address> (the host's address in this namespace), berth (nftables
+#      DNAT in the kernel) vs docker (its default docker-proxy userland path) vs podman
+#      (netavark: iptables DNAT), plus the direct veth path (iperf3 -c <container address>)
+#      as the reference the published path is compared with.
 #
 # Everything runs inside a network namespace the script creates (it re-executes itself under
 # `unshare -n`, loopback up), so the bridges, veths and nft/iptables rules all engines make
@@ -14,9 +15,18 @@
 # with iperf3 (static-enough copy from the host, with its libraries) imported into each
 # engine as `bbnet`.
 #
+# Podman (4.3, crun 1.8) on a hybrid-cgroup host: crun refuses a cgroup2 "unified" mount that
+# lists controllers, so every podman command runs (nsenter) in one private mount namespace,
+# made here and bound to $T/ns/mnt, in which /sys/fs/cgroup/unified is unmounted (the host
+# keeps it; berth and docker run unchanged).  Podman's overlay mounts stay in that namespace;
+# at exit its containers are removed, `podman system reset` runs there, the namespace is
+# unbound, and anything still mounted under $T is unmounted before $T is removed.  podman
+# gets a containers.conf whose default_ulimits are the current hard limits (podman 4.3 as
+# root asks for 1048576, which cannot be set without CAP_SYS_RESOURCE).
+#
 # Usage: bash bench/net.sh   (as root; installs hyperfine iperf3 with apt-get if missing)
 # Env:   BERTH=/path/to/berth (default: $CARGO_TARGET_DIR/release/berth, built if absent)
-#        RUNS=30 WARMUP=3 ENGINES="berth docker podman" IPERF_SECONDS=10
+#        RUNS=30 WARMUP=3 ENGINES="berth docker podman" IPERF_SECONDS=5 IPERF_ROUNDS=3
 # Output: markdown on stdout, hyperfine JSON under bench/results/net-<stamp>/; paste the
 #         table into bench/RESULTS.md ("## Network").  The machine is shared: figures are
 #         noisy; compare rows of one run only.
@@ -27,7 +37,8 @@ REPO="$(cd "$BENCH_DIR/.." && pwd)"
 RUNS="${RUNS:-30}"
 WARMUP="${WARMUP:-3}"
 ENGINES="${ENGINES:-berth docker podman}"
-IPERF_SECONDS="${IPERF_SECONDS:-10}"
+IPERF_SECONDS="${IPERF_SECONDS:-5}"
+IPERF_ROUNDS="${IPERF_ROUNDS:-3}"
 
 if [ -z "${BERTH_NET_BENCH_INNER:-}" ]; then
     for p in hyperfine iperf3; do
@@ -43,15 +54,30 @@ if [ -z "${BERTH_NET_BENCH_INNER:-}" ]; then
 fi
 
 ip link set lo up
+# the "host's own address" in this namespace, as a machine's LAN address would be (on lo:
+# this kernel may lack the dummy driver)
+HOST_ADDR=198.18.0.1
+ip addr add "$HOST_ADDR/32" dev lo
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RES="$BENCH_DIR/results/net-$STAMP"
 mkdir -p "$RES"
 T="$(mktemp -d /tmp/berth-netbench.XXXXXX)"
 PIDS=()
+PODMAN_UP=""
+PRUN=""
+NSD=""
 cleanup() {
     set +e
+    if [ -n "$PODMAN_UP" ]; then
+        podman rm -a -f -t 0 >/dev/null 2>&1
+        podman system reset -f >/dev/null 2>&1
+    fi
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    if [ -n "$NSD" ]; then umount "$NSD/mnt" 2>/dev/null; umount "$NSD" 2>/dev/null; fi
+    # whatever an engine left mounted under $T would make rm fail (and stay behind)
+    grep -o " $T/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$T"
+    [ -n "$PRUN" ] && rm -rf "$PRUN"
 }
 trap cleanup EXIT
 
@@ -74,12 +100,16 @@ tar -C "$ROOT" -cf "$T/rootfs.tar" .
 # --- engines ---------------------------------------------------------------------------
 berth() { "$BERTH" --root "$T/berth" "$@"; }
 docker() { /usr/local/bin/docker -H "unix://$T/docker.sock" "$@"; }
-podman() { command podman --root "$T/podman" --runroot "$T/podman-run" "$@"; }
+NOHY=()
+PODMAN_BIN="$(command -v podman || echo podman)"
+podman() { "${NOHY[@]}" "$PODMAN_BIN" --root "$T/podman" --runroot "$PRUN" "$@"; }
 
 has() { case " $ENGINES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if has berth; then
-    berth daemon >"$T/berth.log" 2>&1 &
+    # not through the berth() function: `&` would fork a subshell and $! would be its pid,
+    # so the cleanup's kill would leave the daemon running
+    "$BERTH" --root "$T/berth" daemon >"$T/berth.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do [ -S "$T/berth/berth.sock" ] && break; sleep 0.1; done
     berth import "$T/rootfs.tar" bbnet >/dev/null 2>&1 ||
@@ -93,7 +123,30 @@ if has docker; then
     docker import "$T/rootfs.tar" bbnet >/dev/null
 fi
 if has podman; then
-    podman import "$T/rootfs.tar" bbnet >/dev/null
+    # crun 1.8 refuses a hybrid host whose cgroup2 mount lists controllers: hide that mount
+    # in one private mount namespace that every podman command enters
+    if [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] &&
+        [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] &&
+        [ -n "$(tr -d ' \n' </sys/fs/cgroup/unified/cgroup.controllers)" ]; then
+        NSD="$T/ns"
+        mkdir -p "$NSD"
+        mount --bind "$NSD" "$NSD"
+        mount --make-private "$NSD"
+        touch "$NSD/mnt"
+        unshare --mount="$NSD/mnt" --propagation slave true
+        nsenter --mount="$NSD/mnt" umount /sys/fs/cgroup/unified
+        NOHY=(nsenter --mount="$NSD/mnt")
+    fi
+    nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"; pidmax="$(cat /proc/sys/kernel/pid_max)"
+    [ "$nofile" = unlimited ] && nofile=1048576
+    [ "$nproc" = unlimited ] && nproc=$pidmax
+    [ "$nproc" -gt "$pidmax" ] && nproc=$pidmax
+    printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' \
+        "$nofile" "$nofile" "$nproc" "$nproc" >"$T/containers.conf"
+    export CONTAINERS_CONF="$T/containers.conf"
+    PRUN="$(mktemp -d /run/berth-netbench-pm.XXXXXX)" # podman wants a short runroot
+    PODMAN_UP=1
+    podman import -q "$T/rootfs.tar" bbnet >/dev/null
 fi
 
 run_cmd() { # ENGINE NETWORK -> the command line hyperfine runs
@@ -106,7 +159,7 @@ run_cmd() { # ENGINE NETWORK -> the command line hyperfine runs
             echo "$BERTH --root $T/berth run --rm --network $net bbnet true"
         fi ;;
     docker) echo "/usr/local/bin/docker -H unix://$T/docker.sock run --rm --network $net bbnet true" ;;
-    podman) echo "podman --root $T/podman --runroot $T/podman-run run --rm --network $net bbnet true" ;;
+    podman) echo "${NOHY[*]} $PODMAN_BIN --root $T/podman --runroot $PRUN run --rm --network $net bbnet true" ;;
     esac
 }
 
@@ -120,18 +173,31 @@ for e in $ENGINES; do
     [ "$e" = podman ] && bridge_net=podman
     hyperfine -N --style none --warmup "$WARMUP" --runs "$RUNS" \
         --export-json "$RES/start-$e.json" \
-        -n bridge "$(run_cmd "$e" "$bridge_net")" -n none "$(run_cmd "$e" none)" >/dev/null
+        -n bridge "$(run_cmd "$e" "$bridge_net")" -n none "$(run_cmd "$e" none)" \
+        >/dev/null 2>>"$RES/hyperfine.log"
     read -r b n < <(jq -r '[.results[] | .median * 1000] | map(floor) | @tsv' "$RES/start-$e.json")
     echo "| $e | $b | $n | $((b - n)) |"
 done
 
 echo
-echo "## B. TCP throughput host -> container, iperf3 ${IPERF_SECONDS}s (Gbit/s)"
+echo "## B. TCP throughput host -> container (Gbit/s; median of $IPERF_ROUNDS rounds of iperf3 ${IPERF_SECONDS}s, the three paths interleaved in each round)"
 echo
-echo "| engine | 127.0.0.1:published | direct to the container's address |"
-echo "|---|---|---|"
-gbits() { iperf3 -J -t "$IPERF_SECONDS" -c "$1" -p "$2" | jq '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100'; }
-for e in berth docker; do
+echo "| engine | 127.0.0.1:published | $HOST_ADDR:published | direct to the container's address | 127.0.0.1 / direct | $HOST_ADDR / direct |"
+echo "|---|---|---|---|---|---|"
+gbits() { # a failed iperf3 run (docker-proxy now and then refuses a quick reconnect) is retried
+    local out
+    for _ in 1 2 3; do
+        out=$(iperf3 -J -t "$IPERF_SECONDS" -c "$1" -p "$2" 2>/dev/null |
+            jq -e '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100' 2>/dev/null) &&
+            { echo "$out"; return 0; }
+        sleep 1
+    done
+    echo "iperf3 to $1:$2 failed 3 times" >&2
+    return 1
+}
+pct() { jq -n "$1 / $2 * 100 | floor"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+for e in berth docker podman; do
     has "$e" || continue
     case $e in
     berth)
@@ -144,11 +210,20 @@ for e in berth docker; do
     docker)
         id=$(docker run -d -p 15201:5201 bbnet iperf3 -s)
         ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$id") ;;
+    podman)
+        id=$(podman run -d -p 15201:5201 bbnet iperf3 -s)
+        ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$id") ;;
     esac
     sleep 1
-    published=$(gbits 127.0.0.1 15201)
-    direct=$(gbits "$ip" 5201)
-    echo "| $e | $published | $direct |"
+    L=() H=() D=()
+    for _ in $(seq "$IPERF_ROUNDS"); do
+        L+=("$(gbits 127.0.0.1 15201)")
+        H+=("$(gbits "$HOST_ADDR" 15201)")
+        D+=("$(gbits "$ip" 5201)")
+    done
+    echo "$e 127.0.0.1: ${L[*]}; $HOST_ADDR: ${H[*]}; direct: ${D[*]}" >>"$RES/iperf-rounds.txt"
+    loopback=$(median "${L[@]}") host=$(median "${H[@]}") direct=$(median "${D[@]}")
+    echo "| $e | $loopback | $host | $direct | $(pct "$loopback" "$direct") % | $(pct "$host" "$direct") % |"
     $e rm -f "$id" >/dev/null
 done
 echo

@@ -12,7 +12,7 @@
 //! from reaching anything. A container may be on several networks: its first (`NetworkMode`)
 //! is `eth0` with the default route and the published ports, the others `eth1`, `eth2`, ...
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -279,6 +279,9 @@ pub struct Networks {
     nft_rules: tokio::sync::Mutex<()>,
     /// Serialises host-port choice and publishing.
     publishing: tokio::sync::Mutex<()>,
+    /// Host veths of exited containers being deleted in the background (interface name →
+    /// task), awaited by a new endpoint of the same name.
+    deleting: std::sync::Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 /// `--dns` servers as the embedded DNS server forwards to them.
@@ -352,6 +355,7 @@ impl Networks {
             changes: Default::default(),
             nft_rules: Default::default(),
             publishing: Default::default(),
+            deleting: Default::default(),
         })
     }
 
@@ -812,7 +816,7 @@ impl Networks {
                 Ok(e) => made.push(e),
                 Err(e) => {
                     for m in &made {
-                        self.undo(id, m).await;
+                        self.undo(id, m, false).await;
                     }
                     return Err(e);
                 }
@@ -820,7 +824,7 @@ impl Networks {
         }
         if let Err(e) = write_endpoints(dir, &made) {
             for m in &made {
-                self.undo(id, m).await;
+                self.undo(id, m, false).await;
             }
             return Err(e);
         }
@@ -861,7 +865,7 @@ impl Networks {
         let endpoint = self.join(net, settings, &join).await?;
         endpoints.push(endpoint.clone());
         if let Err(e) = write_endpoints(dir, &endpoints) {
-            self.undo(id, &endpoint).await;
+            self.undo(id, &endpoint, false).await;
             return Err(e);
         }
         Ok(endpoint)
@@ -876,7 +880,7 @@ impl Networks {
             return false;
         };
         let endpoint = endpoints.remove(pos);
-        self.undo(id, &endpoint).await;
+        self.undo(id, &endpoint, false).await;
         if let Err(e) = write_endpoints(dir, &endpoints) {
             tracing::warn!(container = id, error = %e, "cannot rewrite the endpoint record");
         }
@@ -915,6 +919,15 @@ impl Networks {
             aliases: settings.aliases.clone(),
             ports: vec![],
         };
+        // a restart right after an exit: the old veth (same name) must be gone first
+        let deleting = self
+            .deleting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&endpoint.host_interface);
+        if let Some(task) = deleting {
+            let _ = task.await;
+        }
         let made = async {
             let nl = Netlink::connect().map_err(net_error)?;
             nl.attach(&ContainerAttachment {
@@ -950,7 +963,7 @@ impl Networks {
         }
         .await;
         if let Err(e) = made {
-            self.undo(j.id, &endpoint).await;
+            self.undo(j.id, &endpoint, false).await;
             return Err(e);
         }
         Ok(endpoint)
@@ -1001,7 +1014,13 @@ impl Networks {
             .find(|n| n.record.id == endpoint.network_id)
     }
 
-    async fn undo(&self, id: &str, endpoint: &Endpoint) {
+    /// Undoes an endpoint. `in_background`: the container has exited, so the kernel removes
+    /// the veth with its network namespace anyway; deleting it takes the kernel 10-20 ms
+    /// (the unregister waits for RCU grace periods under the rtnl lock, or for the namespace
+    /// cleanup that holds it), which `run --rm` would wait for: the delete then runs as a
+    /// task (so a veth whose namespace is shared, `--network container:`, still goes), and
+    /// a later endpoint of the same name awaits it; reconcile sweeps one a crash left.
+    async fn undo(&self, id: &str, endpoint: &Endpoint, in_background: bool) {
         // publishing is one nft transaction: an endpoint without recorded ports has none in
         // the table, and reconcile sweeps any a crash left (so `run --rm` pays no `nft` run)
         if !endpoint.ports.is_empty() {
@@ -1011,8 +1030,18 @@ impl Networks {
         }
         match Netlink::connect() {
             Ok(nl) => {
-                if let Err(e) = nl.delete(&endpoint.host_interface).await {
-                    tracing::warn!(container = id, error = %e, "cannot delete veth");
+                let (container, veth) = (id.to_string(), endpoint.host_interface.clone());
+                let delete = async move {
+                    if let Err(e) = nl.delete(&veth).await {
+                        tracing::warn!(container, error = %e, "cannot delete veth");
+                    }
+                };
+                if in_background {
+                    let mut deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+                    deleting.retain(|_, task| !task.is_finished());
+                    deleting.insert(endpoint.host_interface.clone(), tokio::spawn(delete));
+                } else {
+                    delete.await;
                 }
             }
             Err(e) => tracing::warn!(container = id, error = %e, "cannot open netlink"),
@@ -1027,12 +1056,13 @@ impl Networks {
         }
     }
 
-    /// Undoes what [`Networks::connect`] made for container `id` (idempotent): its published
-    /// ports, its veths, its addresses, its DNS names, its record.
+    /// Undoes what [`Networks::connect`] made for container `id`, which is no longer running
+    /// (idempotent): its published ports, its addresses, its DNS names, its record, and (in
+    /// the background, see `undo`) its veths.
     pub async fn disconnect(&self, id: &str, dir: &Path) {
         let endpoints = read_endpoints(dir);
         for endpoint in &endpoints {
-            self.undo(id, endpoint).await;
+            self.undo(id, endpoint, true).await;
         }
         if endpoints.is_empty() {
             if let Some(net) = &self.default {

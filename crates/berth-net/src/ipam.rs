@@ -177,6 +177,13 @@ impl SqliteIpamStore {
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
+        // WAL + NORMAL: a commit is not fsynced (the WAL is at checkpoints), so it survives a
+        // daemon crash but may be lost with the machine; after a reboot no container runs and
+        // reconcile frees every allocation anyway. FULL cost an fsync on every allocate and
+        // release (3-35 ms of every bridged `run --rm` on this disk)
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         connection
             .execute_batch(
                 "CREATE TABLE IF NOT EXISTS ipam_allocations (

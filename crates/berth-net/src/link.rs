@@ -217,11 +217,15 @@ impl Netlink {
     }
 
     /// Deletes interface `name` (a veth's peer goes with it); `false` when it was absent.
+    /// One request, addressed by name.
     pub async fn delete(&self, name: &str) -> Result<bool> {
-        let Some(index) = self.index(name).await? else {
-            return Ok(false);
-        };
-        match self.handle.link().del(index).execute().await {
+        check_interface_name(name)?;
+        let mut request = self.handle.link().del(0);
+        request
+            .message_mut()
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        match request.execute().await {
             Ok(()) => Ok(true),
             Err(e) if is_code(&e, ENODEV) => Ok(false),
             Err(e) => Err(nl_err("delete", name)(e)),
@@ -229,9 +233,11 @@ impl Netlink {
     }
 
     /// Joins a container to its bridge: the veth pair (host end on the bridge, hairpin on,
-    /// up; peer created inside the container's namespace under its final name), then the
-    /// address, `lo` up, the interface up and the default route inside. On failure nothing
-    /// is left behind.
+    /// up; peer created inside the container's namespace under its final name), then, while
+    /// hairpin mode is set on the host end, inside: IPv6 off on the interface (the bridge
+    /// network is IPv4-only, as Docker's is without `--ipv6`: no link-local address, DAD or
+    /// router solicitation work on every start), the address, `lo` and the interface up,
+    /// the default route. On failure nothing is left behind.
     pub async fn attach(&self, a: &ContainerAttachment) -> Result<()> {
         check_interface_name(&a.host_interface)?;
         check_interface_name(&a.interface)?;
@@ -262,17 +268,22 @@ impl Netlink {
             .execute()
             .await
             .map_err(nl_err("create veth pair", &a.host_interface))?;
-        let configured = async {
-            let index = self.require_index(&a.host_interface).await?;
+        // the port is addressed by name (no index lookup), concurrently with the inside work
+        let hairpin = async {
             self.handle
                 .link()
-                .set_port(LinkBridgePort::new(index).hairpin(true).build())
+                .set_port(
+                    LinkBridgePort::new(0)
+                        .name(a.host_interface.clone())
+                        .hairpin(true)
+                        .build(),
+                )
                 .execute()
                 .await
-                .map_err(nl_err("set hairpin mode on", &a.host_interface))?;
-            configure_inside(netns, a.clone()).await
-        }
-        .await;
+                .map_err(nl_err("set hairpin mode on", &a.host_interface))
+        };
+        let (hairpin, inside) = tokio::join!(hairpin, configure_inside(netns, a.clone()));
+        let configured = hairpin.and(inside);
         if let Err(err) = configured {
             // the peer goes with the host end
             let _ = self.delete(&a.host_interface).await;
@@ -410,20 +421,35 @@ where
 async fn configure_inside(netns: File, a: ContainerAttachment) -> Result<()> {
     let path = a.netns.clone();
     run_in_namespace(netns, path, move |nl| async move {
-        let index = nl.require_index(&a.interface).await?;
-        nl.handle
-            .address()
-            .add(index, IpAddr::V4(a.address), a.prefix_len)
-            .execute()
-            .await
-            .map_err(nl_err("set the address of", &a.interface))?;
-        if let Some(lo) = nl.index("lo").await? {
-            nl.set_up(lo, "lo").await?;
+        // this thread is inside the namespace, so /proc/sys/net is the namespace's; no IPv6
+        // (autoconfiguration, DAD) on the interface unless its network has IPv6
+        if a.ipv6.is_none() {
+            crate::sysctl::disable_ipv6(Path::new("/proc/sys"), &a.interface)?;
         }
+        let index = nl.require_index(&a.interface).await?;
         if let Some((address, prefix_len, _)) = a.ipv6 {
             add_address6(&nl.handle, index, &a.interface, address, prefix_len).await?;
         }
-        nl.set_up(index, &a.interface).await?;
+        // three independent requests in flight at once (the kernel takes them in order);
+        // the route needs the address and the link up, so it follows
+        let address = async {
+            nl.handle
+                .address()
+                .add(index, IpAddr::V4(a.address), a.prefix_len)
+                .execute()
+                .await
+                .map_err(nl_err("set the address of", &a.interface))
+        };
+        let lo = async {
+            nl.handle
+                .link()
+                .set(LinkUnspec::new_with_name("lo").up().build())
+                .execute()
+                .await
+                .map_err(nl_err("set up", "lo"))
+        };
+        let (address, lo, up) = tokio::join!(address, lo, nl.set_up(index, &a.interface));
+        address.and(lo).and(up)?;
         if !a.default_route {
             return Ok(());
         }

@@ -350,17 +350,15 @@ impl Nft {
         )
     }
 
-    /// Every published port in the table (empty when the table does not exist).
+    /// Every published port in the table (empty when the table does not exist): one `nft`
+    /// run lists the whole table, its four maps included.
     pub fn published(&self) -> Result<Vec<PublishedPort>> {
+        let Some(json) = self.json("list table", &["list", "table", "ip", &self.table])? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for protocol in [Protocol::Tcp, Protocol::Udp] {
             for with_address in [false, true] {
-                let map = map_name(protocol, with_address);
-                let action = format!("list map {map}");
-                let Some(json) = self.json(&action, &["list", "map", "ip", &self.table, &map])?
-                else {
-                    continue;
-                };
                 out.extend(parse_map_elements(&json, protocol, with_address));
             }
         }
@@ -416,7 +414,8 @@ impl Nft {
     }
 }
 
-/// Reads the elements of one `nft -j list map` answer.
+/// Reads the elements of map `pub-PROTOCOL[-addr]` in an `nft -j list` answer (of the map or
+/// of the whole table).
 fn parse_map_elements(
     json: &serde_json::Value,
     protocol: Protocol,
@@ -429,10 +428,12 @@ fn parse_map_elements(
         Some((ip(parts.first()?)?, port(parts.get(1)?)?))
     };
     let mut out = Vec::new();
+    let name = map_name(protocol, with_address);
     let items = json.get("nftables").and_then(|v| v.as_array());
     for item in items.into_iter().flatten() {
         let elements = item
             .get("map")
+            .filter(|m| m.get("name").and_then(|n| n.as_str()) == Some(name.as_str()))
             .and_then(|m| m.get("elem"))
             .and_then(|e| e.as_array());
         for element in elements.into_iter().flatten() {
@@ -618,6 +619,9 @@ mod tests {
                 container_ip: "10.213.0.2".parse().expect("ip"),
             }]
         );
+        // a whole table's listing holds every map: each is read under its own name only
+        assert!(parse_map_elements(&any, Protocol::Udp, false).is_empty());
+        assert!(parse_map_elements(&any, Protocol::Tcp, true).is_empty());
         let addr: serde_json::Value = serde_json::from_str(
             r#"{"nftables": [{"map": {"name": "pub-udp-addr", "elem": [[{"concat": ["127.0.0.1", 5353]}, {"concat": ["10.213.0.3", 53]}]]}}]}"#,
         )

@@ -1,4 +1,4 @@
-//! The per-network-namespace switches NAT needs, written under a `/proc/sys` root given by the
+//! The per-network-namespace switches NAT needs (and IPv6 off on container interfaces), written under a `/proc/sys` root given by the
 //! caller (tests point it elsewhere). `/proc/sys/net` shows the namespace of the thread that
 //! opens the file, so call these from a thread inside the namespace concerned.
 
@@ -37,6 +37,24 @@ pub fn enable_route_localnet(proc_sys: &Path, interface: &str) -> Result<()> {
     )
 }
 
+/// Turns IPv6 off on `interface` (`net.ipv6.conf.IFACE.disable_ipv6`), before it goes up:
+/// no link-local address, duplicate address detection or router solicitation. A kernel
+/// without IPv6 has no such switch, which is fine.
+pub fn disable_ipv6(proc_sys: &Path, interface: &str) -> Result<()> {
+    let path = proc_sys
+        .join("net/ipv6/conf")
+        .join(interface)
+        .join("disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound && !proc_sys.join("net/ipv6").exists() =>
+        {
+            Ok(())
+        }
+        other => other.map_err(|source| NetworkError::Io { path, source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +69,13 @@ mod tests {
         assert_eq!(read("net/ipv4/ip_forward"), "1");
         assert_eq!(read("net/ipv4/conf/berth0/route_localnet"), "1");
         let err = enable_route_localnet(dir.path(), "nope0").expect_err("missing");
+        assert!(err.to_string().contains("nope0"), "{err}");
+        // no IPv6 in the kernel: nothing to turn off
+        disable_ipv6(dir.path(), "eth0").expect("no ipv6");
+        std::fs::create_dir_all(dir.path().join("net/ipv6/conf/eth0")).expect("mkdir");
+        disable_ipv6(dir.path(), "eth0").expect("disable");
+        assert_eq!(read("net/ipv6/conf/eth0/disable_ipv6"), "1");
+        let err = disable_ipv6(dir.path(), "nope0").expect_err("missing interface");
         assert!(err.to_string().contains("nope0"), "{err}");
     }
 }

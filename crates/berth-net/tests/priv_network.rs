@@ -182,6 +182,13 @@ priv_test! {
                 .await
                 .expect("inside a");
             assert_eq!(inside, [(ip_a, 16)]);
+            // IPv6 is off on eth0 (no link-local address), lo is up
+            let v6 = a.busybox(&["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]);
+            assert_eq!(String::from_utf8_lossy(&v6.stdout).trim(), "1");
+            let v6 = a.busybox(&["ip", "-6", "addr", "show", "dev", "eth0"]);
+            assert_eq!(String::from_utf8_lossy(&v6.stdout).trim(), "", "eth0 has IPv6 addresses");
+            let lo = a.busybox(&["ip", "-o", "link", "show", "lo"]);
+            assert!(String::from_utf8_lossy(&lo.stdout).contains(",UP"), "lo is down");
 
             ping(&a, ip_b);
             ping(&b, ip_a);

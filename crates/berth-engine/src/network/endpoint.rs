@@ -118,8 +118,9 @@ pub(super) fn write_endpoints(dir: &Path, endpoints: &[Endpoint]) -> Result<(), 
     {
         use std::io::Write as _;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        // no fsync: the record describes kernel state (veths, nft elements) that a machine
+        // crash takes with it, and a daemon crash does not lose the page cache
         f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, &path).map_err(io)
 }

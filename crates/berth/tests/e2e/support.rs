@@ -293,3 +293,14 @@ pub fn links(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .collect()
 }
+
+/// Waits until no interface named `prefix…` is left (berth deletes the veths of exited
+/// containers in the background; the kernel removes them with the namespace anyway).
+pub fn no_links_left(prefix: &str) {
+    eventually(&format!("no {prefix}… interface left"), || {
+        match links(prefix) {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("{left:?}")),
+        }
+    });
+}

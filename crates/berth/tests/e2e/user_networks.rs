@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use berth_testkit::priv_test;
 
-use crate::support::{eventually, in_fresh_netns, links, Berth};
+use crate::support::{eventually, in_fresh_netns, links, no_links_left, Berth};
 
 fn nft_table() -> Option<String> {
     let out = Command::new("nft")
@@ -197,7 +197,7 @@ priv_test! {
             assert!(pruned.contains("other") && pruned.contains("inner") && !pruned.contains("appnet"), "{pruned}");
             b.ok(&["network", "rm", "appnet"]);
             assert_eq!(links("bn-"), Vec::<String>::new());
-            assert_eq!(links("vb"), Vec::<String>::new());
+            no_links_left("vb");
             assert_eq!(nft_table(), None, "berth's nft table outlived its last network");
             let custom = b.ok(&["network", "ls", "-q", "--filter", "type=custom"]);
             assert!(custom.trim().is_empty(), "{custom}");
@@ -249,8 +249,8 @@ priv_test! {
             b.ok(&["rm", "-f", "svc", &doomed]);
             b.ok(&["network", "rm", "n1", "n2"]);
             assert_eq!(links("bn-"), Vec::<String>::new());
-            assert_eq!(links("vb"), Vec::<String>::new());
-            assert_eq!(links("vn"), Vec::<String>::new());
+            no_links_left("vb");
+            no_links_left("vn");
             assert_eq!(nft_table(), None);
         });
     }
