@@ -1063,7 +1063,7 @@ pub struct PsArgs {
     /// Filter output based on conditions provided (status=, name=, id=, label=, ancestor=, exited=)
     #[arg(short = 'f', long)]
     filter: Vec<String>,
-    /// Format output: table, json, or a Go-style template
+    /// Format output: table, json, or a Go template
     #[arg(long)]
     format: Option<String>,
     /// Don't truncate output

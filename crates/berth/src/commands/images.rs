@@ -47,7 +47,7 @@ pub struct ListArgs {
     /// Filter output (dangling=true|false, reference=PATTERN, label=KEY[=VALUE])
     #[arg(short, long)]
     filter: Vec<String>,
-    /// Format output: table, json, or a Go-style template like '{{.Repository}}:{{.Tag}}'
+    /// Format output: table, json, or a Go template like '{{.Repository}}:{{.Tag}}'
     #[arg(long)]
     format: Option<String>,
 }

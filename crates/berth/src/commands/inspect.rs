@@ -12,7 +12,7 @@ use crate::output;
 /// Arguments of `inspect`.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
-    /// Format output using a Go-style template
+    /// Format output using a Go template
     #[arg(short = 'f', long)]
     format: Option<String>,
     /// Only inspect objects of the given type (container, image, network)

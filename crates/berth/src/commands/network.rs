@@ -81,7 +81,7 @@ pub struct ListArgs {
     /// "dangling=true")
     #[arg(short, long)]
     filter: Vec<String>,
-    /// Format output using a Go-like template ({{.ID}} {{.Name}} {{.Driver}} {{.Scope}}), or
+    /// Format output using a Go template ({{.ID}} {{.Name}} {{.Driver}} {{.Scope}}), or
     /// json
     #[arg(long)]
     format: Option<String>,
@@ -90,7 +90,7 @@ pub struct ListArgs {
 /// Arguments of `network inspect`.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
-    /// Format output using a Go-like template
+    /// Format output using a Go template
     #[arg(short, long)]
     format: Option<String>,
     /// Networks (names or ids)
