@@ -4,12 +4,8 @@
 //! resolv.conf bind-mounted over /etc/resolv.conf in a private mount namespace. The upstream is
 //! a fake server on that namespace's loopback: nothing leaves the namespaces.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use berth_net::dns::{
@@ -18,66 +14,13 @@ use berth_net::dns::{
 use berth_net::link::host_interface_name;
 use berth_net::{ContainerAttachment, Ipv4Subnet, Netlink};
 use berth_testkit::priv_test;
+
+mod common;
+use common::{as_host, Netns};
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
-
-/// A network namespace kept alive by a sleeping child.
-struct Netns {
-    child: Child,
-}
-
-impl Netns {
-    fn new() -> Self {
-        let mut child = Command::new("unshare")
-            .args(["-n", "sh", "-c", "echo ready; exec sleep 600"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn unshare -n");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert_eq!(line.trim(), "ready", "unshare -n failed");
-        Self { child }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/ns/net", self.child.id()))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `body` on a thread moved into a fresh namespace that stands for the host.
-fn as_host<F, Fut>(body: F)
-where
-    F: FnOnce(Netns) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    let host = Netns::new();
-    std::thread::spawn(move || {
-        let file = File::open(host.path()).expect("open host netns");
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(body(host));
-    })
-    .join()
-    .expect("test thread");
-}
 
 /// `nslookup ARGS` inside `netns`, with `resolv_conf` as its /etc/resolv.conf (private mount
 /// namespace), without blocking the runtime that serves the answers.
@@ -168,13 +111,8 @@ fn attachment(
 
 priv_test! {
     fn containers_resolve_each_other_and_external_names_through_the_gateway() {
+        // the host's loopback is up (Netns): the fake upstream listens on 127.0.0.1
         as_host(|host| async move {
-            let loopback = Command::new("nsenter")
-                .arg(format!("--net={}", host.path().display()))
-                .args(["/bin/busybox", "ip", "link", "set", "lo", "up"])
-                .status()
-                .expect("lo up");
-            assert!(loopback.success());
             let subnet: Ipv4Subnet = "10.213.0.0/16".parse().expect("subnet");
             let gateway = subnet.first_host();
             let other_subnet: Ipv4Subnet = "10.214.0.0/16".parse().expect("subnet");

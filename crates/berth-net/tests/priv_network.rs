@@ -4,12 +4,9 @@
 //! machine's own network and every packet stays inside these namespaces.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,54 +16,8 @@ use berth_net::ports::SocketPortChecker;
 use berth_net::{ContainerAttachment, Ipam, Ipv4Subnet, MemoryIpamStore, Netlink, Nft, PortSpec};
 use berth_testkit::priv_test;
 
-/// A network namespace kept alive by a sleeping child.
-struct Netns {
-    child: Child,
-}
-
-impl Netns {
-    fn new() -> Self {
-        let mut child = Command::new("unshare")
-            .args([
-                "-n",
-                "sh",
-                "-c",
-                "/bin/busybox ip link set lo up && echo ready; exec sleep 600",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn unshare -n");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert_eq!(line.trim(), "ready", "unshare -n failed");
-        Self { child }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/ns/net", self.child.id()))
-    }
-
-    /// Runs busybox `args` inside this namespace.
-    fn busybox(&self, args: &[&str]) -> std::process::Output {
-        Command::new("nsenter")
-            .arg(format!("--net={}", self.path().display()))
-            .arg("/bin/busybox")
-            .args(args)
-            .output()
-            .expect("nsenter")
-    }
-
-    fn spawn_busybox(&self, args: &[&str]) -> Child {
-        Command::new("nsenter")
-            .arg(format!("--net={}", self.path().display()))
-            .arg("/bin/busybox")
-            .args(args)
-            .spawn()
-            .expect("nsenter")
-    }
-}
+mod common;
+use common::{as_host, Netns};
 
 /// A child process killed when the test ends, passing or not.
 struct KillOnDrop(Child);
@@ -76,37 +27,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `body` on a thread moved into a fresh namespace that stands for the host.
-fn as_host<F, Fut>(body: F)
-where
-    F: FnOnce(Netns) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    let host = Netns::new();
-    std::thread::spawn(move || {
-        let file = File::open(host.path()).expect("open host netns");
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(body(host));
-    })
-    .join()
-    .expect("test thread");
 }
 
 fn subnet() -> Ipv4Subnet {
