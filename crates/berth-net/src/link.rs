@@ -453,27 +453,29 @@ async fn configure_inside(netns: File, a: ContainerAttachment) -> Result<()> {
         if !a.default_route {
             return Ok(());
         }
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .output_interface(index)
-            .gateway(a.gateway)
-            .build();
-        nl.handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(nl_err("add the default route on", &a.interface))?;
-        if let Some((_, _, gateway)) = a.ipv6 {
-            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+        let mut routes = vec![(
+            RouteMessageBuilder::<Ipv4Addr>::new()
                 .output_interface(index)
-                .gateway(gateway)
-                .build();
+                .gateway(a.gateway)
+                .build(),
+            "add the default route on",
+        )];
+        if let Some((_, _, gateway)) = a.ipv6 {
+            routes.push((
+                RouteMessageBuilder::<Ipv6Addr>::new()
+                    .output_interface(index)
+                    .gateway(gateway)
+                    .build(),
+                "add the default IPv6 route on",
+            ));
+        }
+        for (route, what) in routes {
             nl.handle
                 .route()
                 .add(route)
                 .execute()
                 .await
-                .map_err(nl_err("add the default IPv6 route on", &a.interface))?;
+                .map_err(nl_err(what, &a.interface))?;
         }
         Ok(())
     })
