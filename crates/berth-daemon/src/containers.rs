@@ -681,10 +681,7 @@ pub(crate) async fn list(
             continue;
         }
         let labels = get("label");
-        if !labels.iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => c.config.config.labels.get(k).is_some_and(|x| x == v),
-            None => c.config.config.labels.contains_key(l),
-        }) {
+        if !crate::events::labels_match(&c.config.config.labels, &labels) {
             continue;
         }
         let ancestors = get("ancestor");

@@ -54,6 +54,14 @@ fn parse_timestamp(name: &str, v: &str) -> Result<i64, ApiError> {
     Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
+/// Docker's `label` filters: every `KEY` present and every `KEY=VALUE` equal.
+pub(crate) fn labels_match(labels: &BTreeMap<String, String>, wanted: &[String]) -> bool {
+    wanted.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(w.as_str()),
+    })
+}
+
 /// Docker's `filters` JSON: `{"key":["v",...]}` or the older `{"key":{"v":true}}`.
 pub(crate) fn parse_filters(raw: Option<&str>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|f| !f.is_empty()) else {

@@ -115,13 +115,8 @@ pub(crate) async fn list(
                 })
         })
         .filter(|img| {
-            label_filters.is_empty() || {
-                let l = labels(&engine, img);
-                label_filters.iter().all(|f| match f.split_once('=') {
-                    Some((k, v)) => l.get(k).is_some_and(|x| x == v),
-                    None => l.contains_key(f),
-                })
-            }
+            label_filters.is_empty()
+                || crate::events::labels_match(&labels(&engine, img), &label_filters)
         })
         .map(|img| summary(&engine, img, -1))
         .collect();

@@ -1,6 +1,5 @@
 //! `/networks/...`: list, inspect, create, remove, connect, disconnect, prune.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -16,7 +15,7 @@ use berth_engine::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::events::parse_filters;
+use crate::events::{labels_match, parse_filters};
 use crate::ApiError;
 
 type AppState = Arc<Engine>;
@@ -93,13 +92,6 @@ fn render(v: &NetworkView, with_containers: bool) -> Value {
         out["Containers"] = Value::Object(containers);
     }
     out
-}
-
-fn labels_match(labels: &BTreeMap<String, String>, wanted: &[String]) -> bool {
-    wanted.iter().all(|w| match w.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(w.as_str()),
-    })
 }
 
 fn truthy(v: &str) -> Result<bool, ApiError> {
@@ -307,6 +299,8 @@ pub(crate) async fn prune(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
