@@ -799,6 +799,7 @@ impl Networks {
         let _g = self.changes.read().await;
         let plan = self.plan(req)?;
         let specs = port_specs(req, exposed)?;
+        let dns = dns_servers(req);
         let mut made: Vec<Endpoint> = Vec::new();
         for (n, (net, settings)) in plan.iter().enumerate() {
             let join = Join {
@@ -810,7 +811,7 @@ impl Networks {
                 default_route: n == 0,
                 specs: if n == 0 { &specs[..] } else { &[] },
                 mac_fallback: if n == 0 { &req.config.mac_address } else { "" },
-                dns: dns_servers(req),
+                dns: dns.clone(),
             };
             match self.join(net, settings, &join).await {
                 Ok(e) => made.push(e),

@@ -243,15 +243,9 @@ pub fn endpoint_settings(
 mod tests {
     use super::*;
 
-    fn request() -> CreateRequest {
-        let mut r = CreateRequest::default();
-        r.host_config.network_mode = "bridge".into();
-        r
-    }
-
     #[test]
     fn port_bindings_become_specs() {
-        let mut r = request();
+        let mut r = CreateRequest::default();
         r.host_config.port_bindings.insert(
             "80/tcp".into(),
             vec![PortBinding {

@@ -81,12 +81,6 @@ pub fn resolv_conf(host: &str, req: &CreateRequest, own_netns: bool) -> String {
 mod tests {
     use super::*;
 
-    fn request() -> CreateRequest {
-        let mut r = CreateRequest::default();
-        r.host_config.network_mode = "bridge".into();
-        r
-    }
-
     #[test]
     fn etc_files() {
         let hosts = hosts_file(
@@ -97,7 +91,7 @@ mod tests {
         assert!(hosts.contains("10.213.0.2\tweb\n"), "{hosts}");
         assert!(hosts.ends_with("10.0.0.9\tdb\n"), "{hosts}");
         assert!(hosts_file("x", None, &[]).contains("127.0.1.1\tx\n"));
-        let mut r = request();
+        let mut r = CreateRequest::default();
         let host =
             "# generated\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nsearch corp\noptions edns0\n";
         assert_eq!(
