@@ -47,12 +47,6 @@ pub struct NetworkRecord {
     pub subnet: Ipv4Subnet,
     /// The gateway: the bridge's address, the containers' default route and DNS server.
     pub gateway: Ipv4Addr,
-    /// Whether the subnet was given (`--subnet`) rather than chosen from the pool.
-    #[serde(default)]
-    pub subnet_given: bool,
-    /// Whether the gateway was given (`--gateway`).
-    #[serde(default)]
-    pub gateway_given: bool,
     /// `--internal`: no traffic in or out of the network, no default route.
     pub internal: bool,
     /// `--ipv6`: its IPv6 subnet and gateway.
@@ -599,8 +593,6 @@ mod tests {
             bridge: "bn-aaaaaaaaaaaa".into(),
             subnet: "10.214.0.0/20".parse().expect("subnet"),
             gateway: Ipv4Addr::new(10, 214, 0, 1),
-            subnet_given: false,
-            gateway_given: false,
             internal: true,
             ipv6: None,
             attachable: false,
