@@ -899,22 +899,15 @@ impl Engine {
         stdin: bool,
     ) -> Result<tokio::net::UnixStream, EngineError> {
         let c = self.containers.find(key)?;
-        let dir = self.container_dir(&c.id);
-        self.container_event(&c, "attach", &[]);
         if c.state == State::Running {
-            return connect_attach(&dir, stdin)
+            self.container_event(&c, "attach", &[]);
+            return connect_attach(&self.container_dir(&c.id), stdin)
                 .await
                 .map_err(|e| EngineError::Internal(format!("attaching to {}: {e}", c.id)));
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.live
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(c.id.clone())
-            .or_default()
-            .push(tx);
-        rx.await
+        // not running yet: connected when it starts (the event is published there too)
+        self.attach_on_start(&c)
+            .await
             .map_err(|_| EngineError::Conflict(format!("container {} did not start", c.id)))
     }
 
