@@ -550,9 +550,25 @@ pub fn setup(
     }
     match &plan.overlay {
         Some(data) => {
-            let data = cstr(data);
-            sys::mount(Some(c"overlay"), &rootfs, Some(c"overlay"), 0, Some(&data))
-                .map_err(err("mounting overlay root at", &plan.rootfs))?
+            let mounted = sys::mount(
+                Some(c"overlay"),
+                &rootfs,
+                Some(c"overlay"),
+                0,
+                Some(&cstr(data)),
+            );
+            match (mounted, data.strip_suffix(",volatile")) {
+                // a kernel before 5.10 has no volatile overlays: a synced one does the same
+                (Err(e), Some(synced)) if e.raw_os_error() == Some(libc::EINVAL) => sys::mount(
+                    Some(c"overlay"),
+                    &rootfs,
+                    Some(c"overlay"),
+                    0,
+                    Some(&cstr(synced)),
+                ),
+                (r, _) => r,
+            }
+            .map_err(err("mounting overlay root at", &plan.rootfs))?
         }
         // pivot_root needs the new root to be a mount point
         None => sys::mount(Some(&rootfs), &rootfs, None, MS_BIND | MS_REC, None)

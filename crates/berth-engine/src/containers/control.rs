@@ -113,9 +113,22 @@ impl Engine {
         key: &str,
         timeout: Option<i64>,
     ) -> Result<(), EngineError> {
-        self.stop_container(key, timeout).await?;
-        self.start_container(key).await?;
-        let c = self.containers.find(key)?;
+        let id = self.containers.find(key)?.id;
+        let restarting = || {
+            self.live
+                .restarting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        restarting().insert(id.clone());
+        let stopped = self.stop_container(&id, timeout).await;
+        let started = match stopped {
+            Ok(_) => self.start_container(&id).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        restarting().remove(&id);
+        started?;
+        let c = self.containers.find(&id)?;
         self.container_event(&c, "restart", &[]);
         Ok(())
     }

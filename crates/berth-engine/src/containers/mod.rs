@@ -30,6 +30,10 @@ use crate::{Engine, EngineError};
 /// Docker's zero time.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+/// The overlay option of `--rm` containers: no sync on unmount, and `fsync` inside is a
+/// no-op (the runtime drops it on kernels before 5.10, which lack it).
+pub const VOLATILE: &str = ",volatile";
+
 /// A warm-up of the cgroup migration lock is under way (see
 /// [`berth_runtime::cgroup::warm_migration_lock`]).
 static WARMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -58,6 +62,9 @@ pub struct Live {
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Containers stopped on purpose (restart policies do not apply).
     stopping: Mutex<std::collections::HashSet<String>>,
+    /// Containers `restart` stops and starts again: `--rm` does not remove them in between,
+    /// as in Docker.
+    restarting: Mutex<std::collections::HashSet<String>>,
     /// Exit codes of removed containers, for `wait --condition removed` racing the removal.
     removed_exit: Mutex<HashMap<String, i64>>,
     /// Exec instances by ID (in memory, as Docker keeps them).
@@ -363,12 +370,18 @@ impl Engine {
         let spec_path = dir.join("bundle/config.json");
         std::fs::write(
             &spec_path,
-            serde_json::to_vec_pretty(&oci).map_err(|e| EngineError::Internal(e.to_string()))?,
+            serde_json::to_vec(&oci).map_err(|e| EngineError::Internal(e.to_string()))?,
         )
         .map_err(io("writing", &spec_path))?;
-        let overlay = mounts
-            .as_ref()
-            .map(|m| m.overlay_options(&dir.join("upper"), &dir.join("work")));
+        let overlay = mounts.as_ref().map(|m| {
+            let mut data = m.overlay_options(&dir.join("upper"), &dir.join("work"));
+            if req.host_config.auto_remove {
+                // what an `--rm` container writes goes with it: no sync of the host's file
+                // system when its root is unmounted (podman does the same)
+                data.push_str(VOLATILE);
+            }
+            data
+        });
         let shim_config = ShimConfig {
             id: id.to_string(),
             dir: dir.to_path_buf(),
@@ -388,8 +401,7 @@ impl Engine {
         };
         std::fs::write(
             dir.join("shim.json"),
-            serde_json::to_vec_pretty(&shim_config)
-                .map_err(|e| EngineError::Internal(e.to_string()))?,
+            serde_json::to_vec(&shim_config).map_err(|e| EngineError::Internal(e.to_string()))?,
         )
         .map_err(io("writing", &dir.join("shim.json")))?;
         let c = Container {
@@ -460,6 +472,11 @@ impl Engine {
             let _ = std::fs::remove_file(dir.join(f));
         }
         exec::clear_exec_dirs(&dir);
+        if c.config.host_config.auto_remove {
+            // the mark a volatile overlay leaves in its work directory; overlayfs refuses to
+            // mount the same upper directory again while it is there (a restart)
+            let _ = std::fs::remove_dir_all(dir.join("work/work/incompat"));
+        }
         let mode = NetworkMode::parse(&c.config.host_config.network_mode);
         if let NetworkMode::Container(target) = &mode {
             self.join_network_of(&dir, target)?;
@@ -753,7 +770,13 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(id);
-        if c.config.host_config.auto_remove {
+        let restarting = self
+            .live
+            .restarting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id);
+        if c.config.host_config.auto_remove && !restarting {
             let _ = self.remove_container(id, true).await;
             return;
         }
@@ -1007,8 +1030,7 @@ impl Engine {
             list.retain(|n| n["type"] != "network");
             list.push(serde_json::json!({"type": "network", "path": netns}));
         }
-        let bytes =
-            serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&spec).map_err(|e| EngineError::Internal(e.to_string()))?;
         std::fs::write(&path, bytes)
             .map_err(|e| EngineError::Internal(format!("writing {}: {e}", path.display())))
     }

@@ -543,3 +543,35 @@ priv_test! {
         b.ok(&["rm", "-f", &id]);
     }
 }
+
+priv_test! {
+    fn rm_containers_have_a_volatile_root_and_survive_restart() {
+        let f = fixture();
+        let b = &f.b;
+        let root_options = |name: &str| {
+            let pid = b.ok(&["inspect", "-f", "{{.State.Pid}}", name]).trim().to_string();
+            let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+            info.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).unwrap_or_default().to_string()
+        };
+        // --rm: nothing the container writes outlives it, so its overlay skips all syncing
+        b.ok(&["run", "-d", "--rm", "--name", "vol", &f.img, "sleep", "60"]);
+        let line = root_options("vol");
+        assert!(line.contains("overlay") && line.contains("volatile"), "{line}");
+        // as in Docker, restart keeps an --rm container (and its overlay mounts again,
+        // though a volatile mount left its mark in the work directory)
+        b.ok(&["restart", "-t", "0", "vol"]);
+        let state = b.ok(&["inspect", "-f", "{{.State.Status}}", "vol"]);
+        assert_eq!(state.trim(), "running");
+        assert!(root_options("vol").contains("volatile"));
+        // and stop removes it
+        b.ok(&["stop", "-t", "0", "vol"]);
+        support::eventually("the --rm container is removed", || {
+            let (code, _, _) = code(b, &["inspect", "vol"]);
+            if code == 1 { Ok(()) } else { Err(format!("inspect exit {code}")) }
+        });
+        // without --rm, the root is synced as usual
+        b.ok(&["run", "-d", "--name", "kept", &f.img, "sleep", "60"]);
+        assert!(!root_options("kept").contains("volatile"), "{}", root_options("kept"));
+        b.ok(&["rm", "-f", "kept"]);
+    }
+}
