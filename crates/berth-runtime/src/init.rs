@@ -80,6 +80,9 @@ pub(crate) struct ChildPlan<'a> {
     pub hooks: Option<crate::container::ChildHooks>,
     /// The process was cloned into a new user namespace (its maps are written at `go`).
     pub new_user_namespace: bool,
+    /// A fresh network namespace to join instead of a cloned one (see
+    /// `CreateOptions::netns`).
+    pub netns: Option<OwnedFd>,
 }
 
 /// What only `berth runtime`'s container process does before execve: startContainer hooks
@@ -211,6 +214,16 @@ fn setup_and_exec(plan: &mut ChildPlan<'_>) -> Result<std::convert::Infallible, 
             .as_ref()
             .and_then(|l| l.namespaces().as_ref())
             .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    if let Some(fd) = plan.netns.take() {
+        // first of all: sysfs, mounted below, shows the network namespace of its mounter
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&fd),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| {
+            InitFailure::new(125, format!("joining the pre-made network namespace: {e}"))
+        })?;
+    }
     let mut synced = false;
     if early_wait {
         sync_with_parent(&plan.go, plan.unshare_cgroup)?;

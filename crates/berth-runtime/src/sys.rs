@@ -285,3 +285,105 @@ pub fn block_into_signalfd(signals: &[i32]) -> io::Result<std::os::fd::OwnedFd> 
     // SAFETY: signalfd returned a new fd that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Sets the disposition of `SIGCHLD` (no handler, no flags).
+fn set_sigchld(handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction with SIG_IGN or SIG_DFL installs no handler code
+    let rc = unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = handler;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &act, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Ignores `SIGCHLD`: the kernel reaps this process's children as they exit (no zombies, and
+/// nothing for `wait` to collect).
+pub fn ignore_sigchld() -> io::Result<()> {
+    set_sigchld(libc::SIG_IGN)
+}
+
+/// Restores the default `SIGCHLD` (children stay zombies until waited for).
+pub fn default_sigchld() -> io::Result<()> {
+    set_sigchld(libc::SIG_DFL)
+}
+
+/// Reads exactly `buf.len()` bytes from `fd` (retrying short reads and `EINTR`).
+pub fn read_exact_fd(fd: &impl std::os::fd::AsFd, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::read(fd, &mut buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Copies `bytes` into anonymous pages of their own (see [`read_into_own_pages`]).
+pub fn leak_into_own_pages(bytes: &[u8]) -> Option<&'static [u8]> {
+    let mut pages = OwnPages::map(bytes.len())?;
+    pages.slice_mut().copy_from_slice(bytes);
+    pages.seal()
+}
+
+/// Reads `len` bytes from `fd` straight into anonymous pages of their own, made read-only,
+/// that live as long as the process and are shared, never copied, with the processes it
+/// forks; no heap allocation. `None` if the kernel gives no memory or the read falls short.
+pub fn read_into_own_pages(fd: &impl std::os::fd::AsFd, len: usize) -> Option<&'static [u8]> {
+    let mut pages = OwnPages::map(len)?;
+    read_exact_fd(fd, pages.slice_mut()).ok()?;
+    pages.seal()
+}
+
+/// A private anonymous mapping that is never unmapped (see [`read_into_own_pages`]).
+struct OwnPages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl OwnPages {
+    fn map(len: usize) -> Option<OwnPages> {
+        if len == 0 {
+            return Some(OwnPages {
+                ptr: std::ptr::NonNull::dangling().as_ptr(),
+                len: 0,
+            });
+        }
+        // SAFETY: a new private anonymous mapping; nothing else refers to it
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then(|| OwnPages { ptr: p.cast(), len })
+    }
+
+    fn slice_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `len` writable bytes at `ptr` (or none), aliased by nothing until sealed
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// Makes the pages read-only and hands them out for the rest of the process's life.
+    fn seal(self) -> Option<&'static [u8]> {
+        // SAFETY: the mapping is never unmapped, and nothing writes it from here on
+        unsafe {
+            if self.len > 0 && libc::mprotect(self.ptr.cast(), self.len, libc::PROT_READ) != 0 {
+                return None;
+            }
+            Some(std::slice::from_raw_parts(self.ptr, self.len))
+        }
+    }
+}

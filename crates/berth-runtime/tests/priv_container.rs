@@ -32,6 +32,14 @@ struct Run {
 }
 
 fn run(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Result<Run, berth_runtime::RuntimeError> {
+    run_in(spec, bundle, None)
+}
+
+fn run_in(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+    netns: Option<OwnedFd>,
+) -> Result<Run, berth_runtime::RuntimeError> {
     let (out_r, out_w) = rustix::pipe::pipe().expect("pipe");
     let (err_r, err_w) = rustix::pipe::pipe().expect("pipe");
     let created = create(
@@ -46,6 +54,7 @@ fn run(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Result<Run, berth_runti
             },
             wait_for_start: false,
             preserve_fds: 0,
+            netns,
         },
         |_| Ok(()),
     )?;
@@ -142,5 +151,43 @@ priv_test! {
         let _held = std::fs::File::open("/etc/hostname").expect("open");
         let r = run(&spec_with(&["/bin/sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]), dir.path()).expect("runs");
         assert_eq!(r.stdout.trim(), "0 1 2 3", "only stdio (and ls's own dir fd): {}", r.stdout);
+    }
+}
+
+priv_test! {
+    fn a_premade_network_namespace_stands_in_for_a_new_one() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_root(dir.path());
+        // a network namespace held by a process of its own, as the zygote's spare is
+        let mut holder = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "60"])
+            .spawn()
+            .expect("unshare runs");
+        let ns_path = format!("/proc/{}/ns/net", holder.id());
+        let mut ns = None;
+        for _ in 0..100 {
+            let ours = std::fs::metadata("/proc/self/ns/net").expect("own netns").ino();
+            match std::fs::File::open(&ns_path) {
+                Ok(f) if f.metadata().expect("stat").ino() != ours => {
+                    ns = Some(f);
+                    break;
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        let ns = ns.expect("the holder's network namespace");
+        let inode = ns.metadata().expect("stat").ino();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let spec = spec_with(&["/bin/sh", "-c", "readlink /proc/self/ns/net; ip -o link 2>/dev/null | wc -l; ls /sys/class/net"]);
+        let r = run_in(&spec, dir.path(), Some(ns.into())).expect("container runs");
+        assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+        assert!(r.stdout.starts_with(&format!("net:[{inode}]\n")), "joined the given namespace: {}", r.stdout);
+        // sysfs was mounted inside it: only its loopback, none of the host's devices
+        assert!(r.stdout.trim_end().ends_with("lo"), "{}", r.stdout);
+        // without one, the container gets a namespace of its own as before
+        let r = run(&spec, dir.path()).expect("container runs");
+        assert!(!r.stdout.starts_with(&format!("net:[{inode}]")), "{}", r.stdout);
     }
 }

@@ -99,6 +99,9 @@ pub struct CgroupManager {
     options: CgroupOptions,
 }
 
+/// The layout [`CgroupManager::remember_layout`] found: root, proc root, mode.
+static REMEMBERED: std::sync::OnceLock<(PathBuf, PathBuf, CgroupMode)> = std::sync::OnceLock::new();
+
 impl CgroupManager {
     /// A manager for `root` laid out as `mode`, reaching the files through `fs`; containers go
     /// under [`DEFAULT_PARENT`].
@@ -119,8 +122,23 @@ impl CgroupManager {
         proc_root: &Path,
     ) -> Result<CgroupManager, CgroupError> {
         let root = root.into();
-        let mode = CgroupMode::detect_from_proc(&root, proc_root)?;
+        let mode = match REMEMBERED.get() {
+            Some((r, p, mode)) if *r == root && p == proc_root => mode.clone(),
+            _ => CgroupMode::detect_from_proc(&root, proc_root)?,
+        };
         Ok(CgroupManager::new(root, mode, Arc::new(HostCgroupFs)))
+    }
+
+    /// Detects the layout of `root` now and keeps it for every later [`CgroupManager::detect`]
+    /// of the same root in this process and the processes it forks. The shim zygote does this
+    /// once at its start, so a shim does not read and parse `/proc/self/mountinfo` for each
+    /// container (0.3 ms here). Cgroup hierarchies are mounted at boot and stay; a host that
+    /// remounts them restarts the daemon (and with it the zygote).
+    pub fn remember_layout(root: impl Into<PathBuf>, proc_root: &Path) {
+        let root = root.into();
+        if let Ok(mode) = CgroupMode::detect_from_proc(&root, proc_root) {
+            let _ = REMEMBERED.set((root, proc_root.to_path_buf(), mode));
+        }
     }
 
     /// Puts containers under `parent` (one or more `/`-separated names; empty for the root).
@@ -697,6 +715,21 @@ mod warm_tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
 ";
+
+    #[test]
+    fn a_remembered_layout_is_used_for_its_root_only() {
+        let proc_root = tempfile::tempdir().expect("test setup");
+        std::fs::create_dir(proc_root.path().join("self")).expect("test setup");
+        let mountinfo = proc_root.path().join("self/mountinfo");
+        std::fs::write(&mountinfo, HYBRID).expect("test setup");
+        CgroupManager::remember_layout("/sys/fs/cgroup", proc_root.path());
+        // the file is not read again: the layout stays what it was
+        std::fs::write(&mountinfo, "").expect("test setup");
+        let m = CgroupManager::detect("/sys/fs/cgroup", proc_root.path()).expect("test setup");
+        assert!(matches!(m.mode, CgroupMode::V1 { .. }), "{:?}", m.mode);
+        // another root (or proc root) is detected as ever
+        assert!(CgroupManager::detect("/other/cgroup", proc_root.path()).is_err());
+    }
 
     #[test]
     fn favordynmods_remounts_the_cgroup2_mount_keeping_its_options() {

@@ -883,3 +883,30 @@ fn long_programs_use_trampolines() {
         }
     }
 }
+
+#[test]
+fn a_precompiled_profile_is_taken_for_an_equal_one_read_back_from_json() {
+    let Some(arch) = Arch::host() else { return };
+    let default = docker_default(&docker_caps(), arch);
+    super::precompile(&default);
+    // what the engine writes into config.json and the shim's helper reads back
+    let read_back: LinuxSeccomp =
+        serde_json::from_slice(&serde_json::to_vec(&default).expect("test setup"))
+            .expect("test setup");
+    assert_eq!(
+        read_back, default,
+        "the cache is keyed by equality after a JSON round trip"
+    );
+    let fresh = compile_for(&default, arch).expect("test setup");
+    assert_eq!(super::compile(&read_back).expect("test setup"), fresh);
+    // another profile is compiled for itself, not answered from the cache
+    let mut other_caps = docker_caps();
+    other_caps.push("CAP_SYS_ADMIN".into());
+    let other = docker_default(&other_caps, arch);
+    assert_ne!(other, default);
+    assert_eq!(
+        super::compile(&other).expect("test setup"),
+        compile_for(&other, arch).expect("test setup")
+    );
+    assert_ne!(super::compile(&other).expect("test setup"), fresh);
+}

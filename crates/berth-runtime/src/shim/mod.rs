@@ -253,6 +253,7 @@ fn create_in_helper(
     config: &ShimConfig,
     cgroup: &mut dyn ShimCgroup,
     io: ProcessIo,
+    netns: Option<OwnedFd>,
 ) -> Result<crate::container::Created, crate::container::RuntimeError> {
     use crate::container::RuntimeError;
     use std::os::fd::AsFd;
@@ -285,6 +286,7 @@ fn create_in_helper(
                             io,
                             wait_for_start: true,
                             preserve_fds: 0,
+                            netns,
                         },
                         |pid| cgroup.join(pid),
                     )
@@ -335,8 +337,9 @@ fn create_in_helper(
         }
         crate::sys::Forked::Parent(pid) => pid,
     };
-    // the container's ends of its stdio belong to the helper (and the container) only
-    drop((theirs, io));
+    // the container's ends of its stdio belong to the helper (and the container) only, and
+    // so does the zygote's spare network namespace
+    drop((theirs, io, netns));
     let mut buf = vec![0u8; 16 * 1024];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
@@ -401,6 +404,15 @@ pub fn run(
     cgroup: &mut dyn ShimCgroup,
     ready: OwnedFd,
 ) -> io::Result<ExitState> {
+    // the zygote's spare network namespace (when it forked this shim) is for a container
+    // of berth's own runtime; anything else lets go of it at once
+    let mut spare_netns = match (&config.exec, &config.runtime) {
+        (None, None) => zygote::take_spare_netns(),
+        _ => {
+            drop(zygote::take_spare_netns());
+            None
+        }
+    };
     // the container's own runtime parses the spec in a helper process (create_in_helper);
     // an exec or an external runtime needs it here
     let spec = match (&config.exec, &config.runtime) {
@@ -500,7 +512,9 @@ pub fn run(
             |pid| cgroup.join(pid),
         )
         .map(Launched::Own),
-        (None, None) => create_in_helper(config, cgroup, pio).map(Launched::Own),
+        (None, None) => {
+            create_in_helper(config, cgroup, pio, spare_netns.take()).map(Launched::Own)
+        }
         (None, Some(runtime)) => {
             external::External::create(config, runtime, pio).and_then(|(mut ext, console)| {
                 if let Some(master) = console {
@@ -985,6 +999,16 @@ impl ShimCgroup for HostCgroup {
 /// `berth shim CONFIG`: detaches from the daemon (double fork, new session), reports on
 /// stdout, then runs the container. Returns the process exit code.
 pub fn main(config_path: &Path) -> i32 {
+    main_as(config_path, true)
+}
+
+/// `shim::main` in a process the zygote forked for it, which is detached already (the
+/// zygote does not wait for it): no second fork.
+pub fn main_forked(config_path: &Path) -> i32 {
+    main_as(config_path, false)
+}
+
+fn main_as(config_path: &Path, detach: bool) -> i32 {
     let config: ShimConfig = match std::fs::read(config_path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -1000,10 +1024,10 @@ pub fn main(config_path: &Path) -> i32 {
         }
     };
     // the daemon waits for this process; the shim proper lives on in a grandchild
-    match crate::sys::clone_process(0) {
-        Ok(crate::sys::Forked::Parent(_)) => return 0,
-        Ok(crate::sys::Forked::Child) => {}
-        Err(e) => {
+    match detach.then(|| crate::sys::clone_process(0)) {
+        Some(Ok(crate::sys::Forked::Parent(_))) => return 0,
+        None | Some(Ok(crate::sys::Forked::Child)) => {}
+        Some(Err(e)) => {
             let _ = writeln!(
                 io::stdout(),
                 "{}",

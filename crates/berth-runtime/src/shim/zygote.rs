@@ -14,6 +14,11 @@
 //! attached (`SCM_RIGHTS`): the write end of the report pipe and the shim log. The zygote
 //! answers with the pid of the process it forked (4 bytes, native endian; negative: an errno).
 //! End of file on the socket (the daemon went away) ends the zygote.
+//!
+//! Between requests the zygote keeps one spare network namespace, made by a short-lived
+//! child cloned into a new one: the next shim it forks hands it to its container instead
+//! of creating a network namespace (about 1 ms of the kernel's time) while the container
+//! starts. Nothing but that one container ever uses a spare.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -57,9 +62,8 @@ impl Zygote {
     }
 
     /// Asks the zygote for a shim running `shim.json` at `config`, with `report` as its stdout
-    /// and `log` as its stderr. Returns the pid of the forked process (which forks the shim
-    /// proper and exits, as an executed shim does). An error means the zygote is gone or broken:
-    /// drop it and execute the shim instead.
+    /// and `log` as its stderr. Returns the pid of the shim. An error means the zygote is gone
+    /// or broken: drop it and execute the shim instead.
     pub fn spawn_shim(&mut self, config: &Path, report: OwnedFd, log: OwnedFd) -> io::Result<i32> {
         use std::os::unix::ffi::OsStrExt;
         let fds = [report.as_fd(), log.as_fd()];
@@ -101,6 +105,12 @@ impl Drop for Zygote {
 /// `berth zygote`: serves shim forks until its stdin reaches end of file. Returns the exit code.
 pub fn main() -> i32 {
     let _ = rustix::thread::set_name(c"berth-zygote");
+    // the shims forked here are reaped by the kernel when they exit (see fork_shim)
+    if crate::sys::ignore_sigchld().is_err() {
+        return 1;
+    }
+    warm();
+    refill_spare_netns();
     let sock = rustix::stdio::stdin();
     let mut buf = vec![0u8; 4096];
     loop {
@@ -139,14 +149,125 @@ pub fn main() -> i32 {
         if rustix::io::write(sock, &answer.to_ne_bytes()).is_err() {
             return 1;
         }
+        // the shim took the spare (its copy of it); make the next one while nobody waits:
+        // with a request pending (many starts at once), the next shims make their own, in
+        // parallel, instead of waiting here one after the other
+        drop(take_spare_netns());
+        let mut pending = [rustix::event::PollFd::new(
+            &sock,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if rustix::event::poll(&mut pending, Some(&zero)) == Ok(0) {
+            refill_spare_netns();
+        }
     }
 }
 
-/// Forks a process that becomes what `berth shim CONFIG` would have been; waits for it (it
-/// exits as soon as it has forked the shim proper). Returns its pid or a negative errno.
+/// The zygote's spare network namespace (see the module's documentation); a forked shim
+/// has its own copy of the descriptor.
+static SPARE_NETNS: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
+
+/// Takes this process's copy of the spare network namespace, if it has one.
+pub(crate) fn take_spare_netns() -> Option<OwnedFd> {
+    SPARE_NETNS.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// Makes a new spare network namespace: a child cloned into a new one holds it until the
+/// zygote has opened it, then exits. No spare (a failure) means shims create their own.
+fn refill_spare_netns() {
+    let made = (|| -> io::Result<OwnedFd> {
+        let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        match crate::sys::clone_process(libc::CLONE_NEWNET)? {
+            crate::sys::Forked::Child => {
+                drop(hold_w);
+                // until the zygote closes its end
+                let _ = rustix::io::read(&hold_r, &mut [0u8; 1]);
+                crate::sys::exit_now(0)
+            }
+            crate::sys::Forked::Parent(pid) => {
+                drop(hold_r);
+                let ns = rustix::fs::open(
+                    format!("/proc/{pid}/ns/net"),
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                );
+                drop(hold_w);
+                Ok(ns?)
+            }
+        }
+    })();
+    *SPARE_NETNS.lock().unwrap_or_else(|p| p.into_inner()) = made.ok();
+}
+
+/// Does once, before any fork, what every shim would otherwise do for itself: the cgroup
+/// layout, and Docker's default seccomp profile with Docker's default capabilities compiled
+/// (what most containers run with; another profile is compiled by its own shim). The
+/// compiling is done by a short-lived child that hands the program over through a pipe:
+/// the zygote's heap stays as small as it was, so the shims forked from it (which share its
+/// pages) do not end up with private copies of pages it dirtied.
+fn warm() {
+    crate::cgroup::CgroupManager::remember_layout(crate::cgroup::DEFAULT_ROOT, Path::new("/proc"));
+    let Some(arch) = crate::seccomp::Arch::host() else {
+        return;
+    };
+    let Ok((r, w)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
+        return;
+    };
+    match crate::sys::clone_process(0) {
+        Ok(crate::sys::Forked::Child) => {
+            drop(r);
+            let caps: Vec<String> = crate::caps::DOCKER_DEFAULT
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            let profile = crate::seccomp::docker_default(&caps, arch);
+            if let Some((image, json_len, flags)) = crate::seccomp::precompiled_image(&profile) {
+                let mut out = std::fs::File::from(w);
+                let mut header = [0u8; 20];
+                header[..8].copy_from_slice(&(image.len() as u64).to_ne_bytes());
+                header[8..16].copy_from_slice(&(json_len as u64).to_ne_bytes());
+                header[16..].copy_from_slice(&flags.to_ne_bytes());
+                let _ = std::io::Write::write_all(&mut out, &header)
+                    .and_then(|()| std::io::Write::write_all(&mut out, &image));
+            }
+            crate::sys::exit_now(0)
+        }
+        Ok(crate::sys::Forked::Parent(_)) => {
+            drop(w);
+            let mut header = [0u8; 20];
+            if crate::sys::read_exact_fd(&r, &mut header).is_err() {
+                return;
+            }
+            let word = |i: usize| u64::from_ne_bytes(header[i..i + 8].try_into().expect("8"));
+            let (len, json_len) = (word(0) as usize, word(8) as usize);
+            let flags = u32::from_ne_bytes(header[16..].try_into().expect("4"));
+            if len > 1 << 20 {
+                return;
+            }
+            if let Some(image) = crate::sys::read_into_own_pages(&r, len) {
+                crate::seccomp::keep_precompiled(image, json_len, flags);
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+/// Forks the shim proper: what `berth shim CONFIG` forks after reading its config. The
+/// zygote ignores `SIGCHLD` (see [`main`]), so the kernel reaps its shims when they exit and
+/// nothing waits for them here; one fork, not the executed shim's two. Returns the shim's
+/// pid or a negative errno.
 fn fork_shim(config: &Path, report: OwnedFd, log: OwnedFd) -> i32 {
     match crate::sys::clone_process(0) {
         Ok(crate::sys::Forked::Child) => {
+            // the shim waits for its container: SIGCHLD as every process has it by default
+            // (an ignored SIGCHLD would also pass through execve to the container)
+            if crate::sys::default_sigchld().is_err() {
+                crate::sys::exit_now(125)
+            }
             // stdin: nothing (not the daemon's socket); stdout: the report pipe; stderr: log
             let wired = std::fs::File::open("/dev/null").and_then(|null| {
                 crate::sys::dup_onto(null.as_raw_fd(), 0)?;
@@ -155,19 +276,13 @@ fn fork_shim(config: &Path, report: OwnedFd, log: OwnedFd) -> i32 {
             });
             drop((report, log));
             let code = match wired {
-                Ok(()) => super::main(config),
+                Ok(()) => super::main_forked(config),
                 Err(_) => 125,
             };
             crate::sys::exit_now(code)
         }
         Ok(crate::sys::Forked::Parent(pid)) => {
             drop((report, log));
-            if let Some(p) = rustix::process::Pid::from_raw(pid) {
-                while let Err(rustix::io::Errno::INTR) =
-                    rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-                {
-                }
-            }
             pid
         }
         Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),

@@ -346,6 +346,7 @@ fn create_container(
             io,
             wait_for_start: false,
             preserve_fds,
+            netns: None,
         };
         berth_runtime::create_oci(opts, start_fd, child_hooks, join)
             .map_err(|e| anyhow::anyhow!(chain(&e)))

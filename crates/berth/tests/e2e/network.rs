@@ -128,6 +128,17 @@ priv_test! {
             assert!(err.contains("not in the bridge network's subnet"), "{err}");
             let none = b.ok(&["run", "--rm", "--network", "none", &f.img, "sh", "-c", "ls /sys/class/net"]);
             assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+            // every container gets a network namespace of its own (the zygote's spare goes to
+            // one container only), and none is the host's
+            let ns = |name: &str| {
+                b.ok(&["run", "-d", "--name", name, "--network", "none", &f.img, "sleep", "60"]);
+                b.ok(&["exec", name, "readlink", "/proc/self/ns/net"]).trim().to_string()
+            };
+            let (n1, n2) = (ns("ns1"), ns("ns2"));
+            let host_ns = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+            assert!(n1.starts_with("net:[") && n1 != n2, "{n1} {n2}");
+            assert_ne!(std::path::Path::new(&n1), host_ns);
+            b.ok(&["rm", "-f", "ns1", "ns2"]);
             let host = b.ok(&["run", "--rm", "--network", "host", &f.img, "sh", "-c", "ls /sys/class/net"]);
             assert!(host.contains("berth0"), "{host}");
             // restarts right after each exit: the veth of the exit (same name) is deleted in
