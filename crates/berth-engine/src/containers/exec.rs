@@ -365,7 +365,7 @@ impl Engine {
         };
         write(
             "shim.json",
-            serde_json::to_vec_pretty(&shim_config).map_err(|e| internal("encoding", &e))?,
+            serde_json::to_vec(&shim_config).map_err(|e| internal("encoding", &e))?,
         )?;
         write(
             "exec.json",

@@ -166,11 +166,8 @@ impl ContainerStore {
     pub fn insert(&self, c: &Container) -> Result<(), EngineError> {
         let conn = self.conn();
         if let Some(owner) = conn
-            .query_row(
-                "SELECT id FROM containers WHERE name = ?1",
-                [&c.name],
-                |r| r.get::<_, String>(0),
-            )
+            .prepare_cached("SELECT id FROM containers WHERE name = ?1")
+            .and_then(|mut s| s.query_row([&c.name], |r| r.get::<_, String>(0)))
             .optional()
             .map_err(db_err("checking name"))?
         {
@@ -179,9 +176,10 @@ impl ContainerStore {
                 c.name
             )));
         }
-        conn.execute(
+        conn.prepare_cached(
             &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"),
-            params![
+        )
+        .and_then(|mut s| s.execute(params![
                 c.id,
                 c.name,
                 c.image,
@@ -197,8 +195,7 @@ impl ContainerStore {
                 c.finished_at,
                 c.oom_killed,
                 c.restart_count
-            ],
-        )
+            ]))
         .map_err(db_err("inserting"))?;
         Ok(())
     }
@@ -206,10 +203,10 @@ impl ContainerStore {
     /// Writes the mutable fields back.
     pub fn update(&self, c: &Container) -> Result<(), EngineError> {
         self.conn()
-            .execute(
+            .prepare_cached(
                 "UPDATE containers SET name=?2, state=?3, pid=?4, shim_pid=?5, exit_code=?6, error=?7, started_at=?8, finished_at=?9, oom_killed=?10, restart_count=?11 WHERE id=?1",
-                params![c.id, c.name, c.state.as_str(), c.pid, c.shim_pid, c.exit_code, c.error, c.started_at, c.finished_at, c.oom_killed, c.restart_count],
             )
+            .and_then(|mut s| s.execute(params![c.id, c.name, c.state.as_str(), c.pid, c.shim_pid, c.exit_code, c.error, c.started_at, c.finished_at, c.oom_killed, c.restart_count]))
             .map_err(db_err("updating"))?;
         Ok(())
     }
@@ -230,7 +227,8 @@ impl ContainerStore {
     /// Deletes a record.
     pub fn delete(&self, id: &str) -> Result<(), EngineError> {
         self.conn()
-            .execute("DELETE FROM containers WHERE id = ?1", [id])
+            .prepare_cached("DELETE FROM containers WHERE id = ?1")
+            .and_then(|mut s| s.execute([id]))
             .map_err(db_err("deleting"))?;
         Ok(())
     }
@@ -260,11 +258,10 @@ impl ContainerStore {
         }
         let conn = self.conn();
         let exact = conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"),
-                [key],
-                row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"
+            ))
+            .and_then(|mut s| s.query_row([key], row))
             .optional()
             .map_err(db_err("finding"))?;
         if let Some(c) = exact {

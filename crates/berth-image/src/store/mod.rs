@@ -84,8 +84,10 @@ fn fsync_dir(dir: &Path) -> Result<(), ImageError> {
 /// an inode freed in the last minute and walks past every such inode of the group for each
 /// file it creates, so a layer unpacked right after an image was removed (re-pulling it, or
 /// the pull benchmark) spent most of its time there (10-12 s instead of 2.4 s for a 250 MB
-/// image). Best effort: file systems without the flag keep their own placement.
-fn spread_subdirectories(dir: &Path) {
+/// image). The engine marks its `containers/` directory the same way: every container
+/// creates and deletes a directory tree of its own. Best effort: file systems without the
+/// flag keep their own placement.
+pub fn spread_subdirectories(dir: &Path) {
     use rustix::fs::IFlags;
     let Ok(fd) = rustix::fs::open(
         dir,
