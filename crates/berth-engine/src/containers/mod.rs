@@ -95,6 +95,11 @@ impl Live {
     }
 }
 
+/// Whether `id` is in one of [`Live`]'s sets.
+fn listed(set: &Mutex<std::collections::HashSet<String>>, id: &str) -> bool {
+    set.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+}
+
 /// What `wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -764,19 +769,8 @@ impl Engine {
             ],
         );
         self.live.notify(id);
-        let stopped_on_purpose = self
-            .live
-            .stopping
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id);
-        let restarting = self
-            .live
-            .restarting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id);
-        if c.config.host_config.auto_remove && !restarting {
+        let stopped_on_purpose = listed(&self.live.stopping, id);
+        if c.config.host_config.auto_remove && !listed(&self.live.restarting, id) {
             let _ = self.remove_container(id, true).await;
             return;
         }
