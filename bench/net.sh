@@ -27,6 +27,8 @@
 # Usage: bash bench/net.sh   (as root; installs hyperfine iperf3 with apt-get if missing)
 # Env:   BERTH=/path/to/berth (default: $CARGO_TARGET_DIR/release/berth, built if absent)
 #        RUNS=30 WARMUP=3 ENGINES="berth docker podman" IPERF_SECONDS=5 IPERF_ROUNDS=3
+#        SETTLE_WAIT=60 SETTLE_CPU=10: before each engine's throughput runs, wait (at most
+#          SETTLE_WAIT s) until the CPUs are under SETTLE_CPU % busy (section A's teardown)
 # Output: markdown on stdout, hyperfine JSON under bench/results/net-<stamp>/; paste the
 #         table into bench/RESULTS.md ("## Network").  The machine is shared: figures are
 #         noisy; compare rows of one run only.
@@ -35,6 +37,10 @@ set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
 RUNS="${RUNS:-30}"
+SETTLE_WAIT="${SETTLE_WAIT:-60}"
+SETTLE_CPU="${SETTLE_CPU:-10}"
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"   # cpu_busy
 WARMUP="${WARMUP:-3}"
 ENGINES="${ENGINES:-berth docker podman}"
 IPERF_SECONDS="${IPERF_SECONDS:-5}"
@@ -197,8 +203,23 @@ gbits() { # a failed iperf3 run (docker-proxy now and then refuses a quick recon
 }
 pct() { jq -n "$1 / $2 * 100 | floor"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+# throughput on 2 CPUs is CPU-bound: each engine's runs start on a quiet machine, so work
+# left over (section A's ~60 containers per engine, whose network namespaces the kernel
+# tears down after they exit; other people's jobs) does not bias whichever engine comes
+# first (berth got 78 % through the host's address three times in a row at 21:54-22:03
+# UTC, and 95-97 % in a fresh namespace by hand; the wait is written to iperf-rounds.txt)
+settle() {
+    local end=$((SECONDS + SETTLE_WAIT)) busy
+    while :; do
+        busy=$(cpu_busy)
+        [ "$busy" -lt "$SETTLE_CPU" ] && break
+        [ "$SECONDS" -lt "$end" ] || { echo "$1: still $busy % busy after $SETTLE_WAIT s" >>"$RES/iperf-rounds.txt"; return 0; }
+    done
+    echo "$1: settled ($busy % busy)" >>"$RES/iperf-rounds.txt"
+}
 for e in berth docker podman; do
     has "$e" || continue
+    settle "$e"
     case $e in
     berth)
         if [ -n "${BERTH_ROOTFS:-}" ]; then

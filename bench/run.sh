@@ -171,12 +171,8 @@ log "temp dir $T  raw $RAW  date=$(date -u +%FT%TZ) kernel=$(uname -r) cpus=$(np
 renice -n "$NICE" -p $$ >/dev/null
 busy_count() { pgrep -c -x 'rustc|clippy-driver|rustdoc|cc1|cc1plus|ld|ld.lld' 2>/dev/null || true; }
 QUIET_NOTE=()
-cpu_busy() { # percent of CPU time not idle during the next second, all CPUs
-    local a b
-    read -ra a </proc/stat; sleep 1; read -ra b </proc/stat
-    awk -v t0="$(IFS=+; echo $(( ${a[*]:1} )))" -v t1="$(IFS=+; echo $(( ${b[*]:1} )))" \
-        -v i0=$(( a[4] + a[5] )) -v i1=$(( b[4] + b[5] )) 'BEGIN{d=t1-t0; printf "%d", d ? 100*(d-(i1-i0))/d : 0}'
-}
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"   # cpu_busy
 wait_quiet() { # LABEL SECONDS: wait (bounded) until no compiler runs and the CPUs are mostly idle
     local end=$((SECONDS + $2))   # (this script's own processes are idle whenever it is called)
     while :; do
