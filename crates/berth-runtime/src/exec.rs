@@ -128,15 +128,7 @@ pub fn exec(
         None
     };
     // still the same process? (a pidfd polls readable once it exited)
-    let mut fds = [rustix::event::PollFd::new(
-        &pidfd,
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    if rustix::event::poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 {
+    if crate::sys::readable_now(&pidfd).unwrap_or(false) {
         return Err(RuntimeError::Spec(format!(
             "the container's process {} exited; the container is not running",
             opts.pid

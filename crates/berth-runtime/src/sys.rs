@@ -313,77 +313,44 @@ pub fn default_sigchld() -> io::Result<()> {
     set_sigchld(libc::SIG_DFL)
 }
 
-/// Reads exactly `buf.len()` bytes from `fd` (retrying short reads and `EINTR`).
-pub fn read_exact_fd(fd: &impl std::os::fd::AsFd, buf: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match rustix::io::read(fd, &mut buf[done..]) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Copies `bytes` into anonymous pages of their own (see [`read_into_own_pages`]).
-pub fn leak_into_own_pages(bytes: &[u8]) -> Option<&'static [u8]> {
-    let mut pages = OwnPages::map(bytes.len())?;
-    pages.slice_mut().copy_from_slice(bytes);
-    pages.seal()
-}
-
-/// Reads `len` bytes from `fd` straight into anonymous pages of their own, made read-only,
+/// Reads `len` bytes from `r` straight into anonymous pages of their own, made read-only,
 /// that live as long as the process and are shared, never copied, with the processes it
 /// forks; no heap allocation. `None` if the kernel gives no memory or the read falls short.
-pub fn read_into_own_pages(fd: &impl std::os::fd::AsFd, len: usize) -> Option<&'static [u8]> {
-    let mut pages = OwnPages::map(len)?;
-    read_exact_fd(fd, pages.slice_mut()).ok()?;
-    pages.seal()
+pub fn read_into_own_pages(r: &mut impl io::Read, len: usize) -> Option<&'static [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: a new private anonymous mapping that nothing else refers to; it is filled
+    // through the one mutable slice made here, then made read-only and never unmapped, so
+    // the 'static shared slice handed out stays valid and unwritten
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        r.read_exact(std::slice::from_raw_parts_mut(p.cast::<u8>(), len))
+            .ok()?;
+        if libc::mprotect(p, len, libc::PROT_READ) != 0 {
+            return None;
+        }
+        Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
+    }
 }
 
-/// A private anonymous mapping that is never unmapped (see [`read_into_own_pages`]).
-struct OwnPages {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl OwnPages {
-    fn map(len: usize) -> Option<OwnPages> {
-        if len == 0 {
-            return Some(OwnPages {
-                ptr: std::ptr::NonNull::dangling().as_ptr(),
-                len: 0,
-            });
-        }
-        // SAFETY: a new private anonymous mapping; nothing else refers to it
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        (p != libc::MAP_FAILED).then(|| OwnPages { ptr: p.cast(), len })
-    }
-
-    fn slice_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `len` writable bytes at `ptr` (or none), aliased by nothing until sealed
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-
-    /// Makes the pages read-only and hands them out for the rest of the process's life.
-    fn seal(self) -> Option<&'static [u8]> {
-        // SAFETY: the mapping is never unmapped, and nothing writes it from here on
-        unsafe {
-            if self.len > 0 && libc::mprotect(self.ptr.cast(), self.len, libc::PROT_READ) != 0 {
-                return None;
-            }
-            Some(std::slice::from_raw_parts(self.ptr, self.len))
-        }
-    }
+/// Whether `fd` is readable right now (a poll that does not wait): a pidfd whose process
+/// exited, a socket with a message waiting.
+pub fn readable_now(fd: &impl std::os::fd::AsFd) -> io::Result<bool> {
+    let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    Ok(rustix::event::poll(&mut fds, Some(&zero))? > 0)
 }

@@ -60,7 +60,7 @@ const OFFSET_ARGS: u32 = 16;
 /// gives none (runc's choice).
 const DEFAULT_ERRNO: u32 = 1;
 
-/// A profile compiled ahead of time (see [`precompile`]): its compact JSON, the program's
+/// A profile compiled ahead of time (see [`keep_precompiled`]): its compact JSON, the program's
 /// instructions (8 bytes each, native endian) and flags, in pages of their own that nothing
 /// writes again. The zygote's heap is left as it was, so the shims it forks do not copy the
 /// pages they share with it as their own allocations land next to the zygote's (an idle
@@ -74,18 +74,6 @@ struct Precompiled {
 }
 
 static PRECOMPILED: std::sync::OnceLock<Precompiled> = std::sync::OnceLock::new();
-
-/// Compiles `profile` now and keeps the program for every later [`compile`] of an equal
-/// profile in this process and the processes it forks (see [`precompiled_image`] for doing
-/// the work in another process). Only the first program kept counts; a profile with a
-/// seccomp agent (`listenerPath`) is never kept.
-pub fn precompile(profile: &LinuxSeccomp) {
-    if let Some((image, json_len, flags)) = precompiled_image(profile) {
-        if let Some(stored) = crate::sys::leak_into_own_pages(&image) {
-            keep_precompiled(stored, json_len, flags);
-        }
-    }
-}
 
 /// `profile` compiled, as [`keep_precompiled`] takes it: the profile's compact JSON followed
 /// by the instructions (8 bytes each, native endian), the length of the JSON, the flags.
@@ -122,7 +110,7 @@ pub fn keep_precompiled(image: &'static [u8], json_len: usize, flags: u32) {
 }
 
 /// Compiles `profile` for the architecture this binary runs on (or takes the program of an
-/// equal profile compiled ahead of time, see [`precompile`]).
+/// equal profile compiled ahead of time, see [`keep_precompiled`]).
 pub fn compile(profile: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
     if let Some(known) = PRECOMPILED.get() {
         if serde_json::to_vec(profile).is_ok_and(|json| json == known.json) {

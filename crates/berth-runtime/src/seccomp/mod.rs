@@ -45,7 +45,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub use bpf::SockFilter;
-pub use compiler::{compile, compile_for, keep_precompiled, precompile, precompiled_image};
+pub use compiler::{compile, compile_for, keep_precompiled, precompiled_image};
 pub use docker::docker_default;
 
 /// Host architectures berth compiles seccomp filters for.

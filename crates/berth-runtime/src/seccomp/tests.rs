@@ -888,7 +888,8 @@ fn long_programs_use_trampolines() {
 fn a_precompiled_profile_is_taken_for_an_equal_one_read_back_from_json() {
     let Some(arch) = Arch::host() else { return };
     let default = docker_default(&docker_caps(), arch);
-    super::precompile(&default);
+    let (image, json_len, flags) = super::precompiled_image(&default).expect("test setup");
+    super::keep_precompiled(Box::leak(image.into_boxed_slice()), json_len, flags);
     // what the engine writes into config.json and the shim's helper reads back
     let read_back: LinuxSeccomp =
         serde_json::from_slice(&serde_json::to_vec(&default).expect("test setup"))

@@ -404,23 +404,17 @@ pub fn run(
     cgroup: &mut dyn ShimCgroup,
     ready: OwnedFd,
 ) -> io::Result<ExitState> {
-    // the zygote's spare network namespace (when it forked this shim) is for a container
-    // of berth's own runtime; anything else lets go of it at once
-    let mut spare_netns = match (&config.exec, &config.runtime) {
-        (None, None) => zygote::take_spare_netns(),
+    // the container's own runtime parses the spec in a helper process (create_in_helper),
+    // and takes the zygote's spare network namespace (when it forked this shim); an exec or
+    // an external runtime needs the spec here, and lets go of the spare at once
+    let spare_netns = zygote::take_spare_netns();
+    let (spec, mut spare_netns) = match (&config.exec, &config.runtime) {
+        (None, None) => (None, spare_netns),
         _ => {
-            drop(zygote::take_spare_netns());
-            None
-        }
-    };
-    // the container's own runtime parses the spec in a helper process (create_in_helper);
-    // an exec or an external runtime needs it here
-    let spec = match (&config.exec, &config.runtime) {
-        (None, None) => None,
-        _ => {
+            drop(spare_netns);
             let spec = read_spec(&config.bundle)?;
             cgroup.set_resources(spec.linux().as_ref().and_then(|l| l.resources().clone()));
-            Some(spec)
+            (Some(spec), None)
         }
     };
     let sock_path = socket_path(&config.dir);

@@ -153,15 +153,7 @@ pub fn main() -> i32 {
         // with a request pending (many starts at once), the next shims make their own, in
         // parallel, instead of waiting here one after the other
         drop(take_spare_netns());
-        let mut pending = [rustix::event::PollFd::new(
-            &sock,
-            rustix::event::PollFlags::IN,
-        )];
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        if rustix::event::poll(&mut pending, Some(&zero)) == Ok(0) {
+        if crate::sys::readable_now(&sock).is_ok_and(|pending| !pending) {
             refill_spare_netns();
         }
     }
@@ -238,8 +230,9 @@ fn warm() {
         }
         Ok(crate::sys::Forked::Parent(_)) => {
             drop(w);
+            let mut r = std::fs::File::from(r);
             let mut header = [0u8; 20];
-            if crate::sys::read_exact_fd(&r, &mut header).is_err() {
+            if std::io::Read::read_exact(&mut r, &mut header).is_err() {
                 return;
             }
             let word = |i: usize| u64::from_ne_bytes(header[i..i + 8].try_into().expect("8"));
@@ -248,7 +241,7 @@ fn warm() {
             if len > 1 << 20 {
                 return;
             }
-            if let Some(image) = crate::sys::read_into_own_pages(&r, len) {
+            if let Some(image) = crate::sys::read_into_own_pages(&mut r, len) {
                 crate::seccomp::keep_precompiled(image, json_len, flags);
             }
         }
