@@ -40,7 +40,7 @@ RUNS="${RUNS:-30}"
 SETTLE_WAIT="${SETTLE_WAIT:-60}"
 SETTLE_CPU="${SETTLE_CPU:-10}"
 # shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh"   # cpu_busy
+. "$BENCH_DIR/lib.sh"   # cpu_busy, podman_conf
 WARMUP="${WARMUP:-3}"
 ENGINES="${ENGINES:-berth docker podman}"
 IPERF_SECONDS="${IPERF_SECONDS:-5}"
@@ -143,13 +143,7 @@ if has podman; then
         nsenter --mount="$NSD/mnt" umount /sys/fs/cgroup/unified
         NOHY=(nsenter --mount="$NSD/mnt")
     fi
-    nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"; pidmax="$(cat /proc/sys/kernel/pid_max)"
-    [ "$nofile" = unlimited ] && nofile=1048576
-    [ "$nproc" = unlimited ] && nproc=$pidmax
-    [ "$nproc" -gt "$pidmax" ] && nproc=$pidmax
-    printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' \
-        "$nofile" "$nofile" "$nproc" "$nproc" >"$T/containers.conf"
-    export CONTAINERS_CONF="$T/containers.conf"
+    podman_conf "$T/containers.conf"
     PRUN="$(mktemp -d /run/berth-netbench-pm.XXXXXX)" # podman wants a short runroot
     PODMAN_UP=1
     podman import -q "$T/rootfs.tar" bbnet >/dev/null

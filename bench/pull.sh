@@ -46,6 +46,8 @@
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"   # podman_conf
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
 RES="$BENCH_DIR/results"
 CACHE="${CACHE:-/var/tmp/berth-bench-cache}"
@@ -315,13 +317,7 @@ LABEL[skopeo]="skopeo copy to oci: (download only)"
 # podman 4.x as root sets RLIMIT_NOFILE/NPROC=1048576 in every spec; without
 # CAP_SYS_RESOURCE the runtime cannot raise them.  Not needed for pull; harmless, and
 # podman is configured as in the other benchmarks.
-nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"; pidmax="$(cat /proc/sys/kernel/pid_max)"
-[ "$nofile" = unlimited ] && nofile=1048576
-[ "$nproc" = unlimited ] && nproc=$pidmax
-[ "$nproc" -gt "$pidmax" ] && nproc=$pidmax
-printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' \
-    "$nofile" "$nofile" "$nproc" "$nproc" >"$T/containers.conf"
-export CONTAINERS_CONF="$T/containers.conf"
+podman_conf "$T/containers.conf"
 
 q() { printf '%q ' "$@"; }
 kill_wait() { # PID [seconds]

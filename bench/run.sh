@@ -172,7 +172,7 @@ renice -n "$NICE" -p $$ >/dev/null
 busy_count() { pgrep -c -x 'rustc|clippy-driver|rustdoc|cc1|cc1plus|ld|ld.lld' 2>/dev/null || true; }
 QUIET_NOTE=()
 # shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh"   # cpu_busy
+. "$BENCH_DIR/lib.sh"   # cpu_busy, podman_conf
 wait_quiet() { # LABEL SECONDS: wait (bounded) until no compiler runs and the CPUs are mostly idle
     local end=$((SECONDS + $2))   # (this script's own processes are idle whenever it is called)
     while :; do
@@ -328,13 +328,7 @@ fi
 
 # podman: private root/runroot, containers.conf with ulimits it can actually set
 PODMAN_VERSION="" PODMAN_RT=""
-nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"; pidmax="$(cat /proc/sys/kernel/pid_max)"
-[ "$nofile" = unlimited ] && nofile=1048576
-[ "$nproc" = unlimited ] && nproc=$pidmax
-[ "$nproc" -gt "$pidmax" ] && nproc=$pidmax
-printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' \
-    "$nofile" "$nofile" "$nproc" "$nproc" >"$T/containers.conf"
-export CONTAINERS_CONF="$T/containers.conf"
+podman_conf "$T/containers.conf"
 PROOT="$T/podman"
 PRUN="$(mktemp -d /run/berth-bench-pm.XXXXXX)"   # podman wants a short runroot; tmpfs as usual
 P=(podman --root "$PROOT" --runroot "$PRUN")
