@@ -40,7 +40,7 @@ RUNS="${RUNS:-30}"
 SETTLE_WAIT="${SETTLE_WAIT:-60}"
 SETTLE_CPU="${SETTLE_CPU:-10}"
 # shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh"   # cpu_busy, podman_conf
+. "$BENCH_DIR/lib.sh"   # cpu_busy, settle_cpu, podman_conf
 WARMUP="${WARMUP:-3}"
 ENGINES="${ENGINES:-berth docker podman}"
 IPERF_SECONDS="${IPERF_SECONDS:-5}"
@@ -203,13 +203,12 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? 
 # first (berth got 78 % through the host's address three times in a row at 21:54-22:03
 # UTC, and 95-97 % in a fresh namespace by hand; the wait is written to iperf-rounds.txt)
 settle() {
-    local end=$((SECONDS + SETTLE_WAIT)) busy
-    while :; do
-        busy=$(cpu_busy)
-        [ "$busy" -lt "$SETTLE_CPU" ] && break
-        [ "$SECONDS" -lt "$end" ] || { echo "$1: still $busy % busy after $SETTLE_WAIT s" >>"$RES/iperf-rounds.txt"; return 0; }
-    done
-    echo "$1: settled ($busy % busy)" >>"$RES/iperf-rounds.txt"
+    local busy
+    if busy=$(settle_cpu "$SETTLE_WAIT" "$SETTLE_CPU"); then
+        echo "$1: settled ($busy % busy)" >>"$RES/iperf-rounds.txt"
+    else
+        echo "$1: still $busy % busy after $SETTLE_WAIT s" >>"$RES/iperf-rounds.txt"
+    fi
 }
 for e in berth docker podman; do
     has "$e" || continue

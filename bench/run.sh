@@ -54,6 +54,9 @@
 #        QUIET_WAIT=60 / QUIET_WAIT_ROUND=30: (about) seconds to wait at most for other people's
 #          compilers to finish and the CPUs to be < QUIET_CPU=25 % busy before a memory
 #          reading / a round of timings
+#        SETTLE_WAIT=15 SETTLE_CPU=10: before each hyperfine call (every case of every round,
+#          all engines alike), wait at most SETTLE_WAIT s for the CPUs to be under SETTLE_CPU %
+#          busy over one second (the case before may still be cleaning up in the background)
 #        NICE=-10: nice value of the script and everything it starts (all engines alike)
 #        ENGINES="berth docker podman runc crun"  DOCKER_BRIDGE=1 (0: dockerd --bridge=none)
 #        SECTIONS="A B C D E" (the sections to run; e.g. SECTIONS=D measures only idle memory;
@@ -77,6 +80,9 @@ DROP_CACHES="${DROP_CACHES:-1}"
 QUIET_WAIT="${QUIET_WAIT:-60}"
 QUIET_WAIT_ROUND="${QUIET_WAIT_ROUND:-30}"
 QUIET_CPU="${QUIET_CPU:-25}"
+SETTLE_WAIT="${SETTLE_WAIT:-15}"
+SETTLE_CPU="${SETTLE_CPU:-10}"
+UNSETTLED=()
 NICE="${NICE:--10}"
 ENGINES="${ENGINES:-berth docker podman runc crun}"
 DOCKER_BRIDGE="${DOCKER_BRIDGE:-1}"
@@ -172,7 +178,7 @@ renice -n "$NICE" -p $$ >/dev/null
 busy_count() { pgrep -c -x 'rustc|clippy-driver|rustdoc|cc1|cc1plus|ld|ld.lld' 2>/dev/null || true; }
 QUIET_NOTE=()
 # shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh"   # cpu_busy, podman_conf
+. "$BENCH_DIR/lib.sh"   # cpu_busy, settle_cpu, podman_conf
 wait_quiet() { # LABEL SECONDS: wait (bounded) until no compiler runs and the CPUs are mostly idle
     local end=$((SECONDS + $2))   # (this script's own processes are idle whenever it is called)
     while :; do
@@ -440,6 +446,11 @@ run_cases() {
             [ -n "${C_PREP[$k]}" ] && args+=(--prepare "${C_PREP[$k]}")
             args+=("${C_CMD[$k]}")
             pre=(); [ "${C_NS[$k]}" = nohy ] && pre=("${NOHY[@]}")
+            # the engine before may still be cleaning up (docker's and podman's removals
+            # finish in the background): every case starts on quiet CPUs
+            if ! busy=$(settle_cpu "$SETTLE_WAIT" "$SETTLE_CPU"); then
+                UNSETTLED+=("${C_ID[$k]} round $((r+1)) ($busy %)")
+            fi
             if ! hf "${pre[@]}" "${args[@]}" >/dev/null 2>"$RAW/$g/${C_ID[$k]}-r$r.err"; then
                 log "[$g] ${C_ID[$k]} failed: $(tail -3 "$RAW/$g/${C_ID[$k]}-r$r.err" | tr '\n' ' ' | cut -c1-300)"
                 rm -f "$RAW/$g/${C_ID[$k]}-r$r.json"
@@ -731,7 +742,7 @@ SECTION="$T/section.md"
     echo "- Networks: berth's daemon runs with \`--bridge none\` here (its bridge would turn on ip_forward and add its nft table in the host's namespace; \`bench/net.sh\` measures it inside a private network namespace), so its default network *is* \`none\` (a private netns with loopback only) and berth's two \`run --rm\` rows measure the same thing. docker: $DOCKER_NET. podman: its default network (netavark bridge podman0, 10.88.0.0/16). The runc/crun bundle gets a new netns (loopback down)."
     echo "- Namespaces: crun 1.8 refuses this hybrid cgroup host, so podman (runtime ${PODMAN_RT:-crun}) and \`crun run\` run inside one private mount namespace in which /sys/fs/cgroup/unified is unmounted (\`unshare -m --propagation slave\`, kept open and entered with \`nsenter\`); hyperfine itself runs in it, so nothing of this is timed. podman uses a generated containers.conf with default_ulimits = the current hard limits (nofile $nofile, nproc $nproc), as this VM lacks CAP_SYS_RESOURCE."
     echo "- Method: hyperfine -N (no shell) with the daemons already running; every case in $ROUNDS rounds (one hyperfine call per case and round, $WARMUP warm-ups each, order of the cases rotated every round), all runs of a case pooled; **medians** with min–max and number of runs. \`run -d\`: the container of the previous run is removed in \`--prepare\`; \`stop -t 0\`: a fresh \`sleep 1000\` container is started in \`--prepare\` (neither is timed). \`sh -c true\` (fork+exec floor of hyperfine): $(fmt "$SH")."
-    echo "- Load: this VM is shared with other people's builds. Load average $LOAD_A at the start, $LOAD_END at the end; other compilers (rustc, cc, ld) ran during ${BUSY_PCT}% of the script's seconds (\`busy.log\`). To limit that: everything the script starts runs at nice $NICE (all engines alike), and each round first waits up to ${QUIET_WAIT_ROUND} s for those compilers to finish and the CPUs to be under ${QUIET_CPU} % busy$([ ${#NQ_ROUNDS[@]} = 0 ] && echo ' (they always did)' || echo " (they had not at: $(list "${NQ_ROUNDS[@]}"); those rounds ran anyway)"). Rounds with rotation spread the remaining noise over all engines."
+    echo "- Load: this VM is shared with other people's builds. Load average $LOAD_A at the start, $LOAD_END at the end; other compilers (rustc, cc, ld) ran during ${BUSY_PCT}% of the script's seconds (\`busy.log\`). To limit that: everything the script starts runs at nice $NICE (all engines alike), and each round first waits up to ${QUIET_WAIT_ROUND} s for those compilers to finish and the CPUs to be under ${QUIET_CPU} % busy$([ ${#NQ_ROUNDS[@]} = 0 ] && echo ' (they always did)' || echo " (they had not at: $(list "${NQ_ROUNDS[@]}"); those rounds ran anyway)"), and each hyperfine call (every case, every engine) waits up to ${SETTLE_WAIT} s for the CPUs to be under ${SETTLE_CPU} % busy over one second, so no case inherits the background cleanup of the one before$([ ${#UNSETTLED[@]} = 0 ] && echo ' (they always were)' || echo " (they were not before: $(list "${UNSETTLED[@]}"))"). Rounds with rotation spread the remaining noise over all engines."
     echo
     echo "### Start to exit: \`run --rm IMG true\`"
     echo

@@ -70,14 +70,56 @@ pub enum Upgrade {
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     socket: PathBuf,
+    /// A connection made already (the CLI's check that the daemon listens), taken by the
+    /// first request instead of connecting again.
+    ready: std::sync::Arc<
+        std::sync::Mutex<Option<(std::os::unix::net::UnixStream, std::time::Instant)>>,
+    >,
 }
+
+/// How long a connection made ahead waits for its request: a server may close a connection
+/// that stays silent (hyper's header timeout), so an older one is not used.
+const READY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ApiClient {
     /// A client for the daemon at `socket`.
     pub fn new(socket: impl Into<PathBuf>) -> ApiClient {
         ApiClient {
             socket: socket.into(),
+            ready: Default::default(),
         }
+    }
+
+    /// A client whose first request goes over `stream`, a connection to `socket` made already.
+    pub fn with_connection(
+        socket: impl Into<PathBuf>,
+        stream: std::os::unix::net::UnixStream,
+    ) -> ApiClient {
+        let client = ApiClient::new(socket);
+        *client.ready.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((stream, std::time::Instant::now()));
+        client
+    }
+
+    /// The connection made already, or a new one.
+    async fn connect(&self) -> Result<tokio::net::UnixStream, ApiClientError> {
+        let ready = self
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .filter(|(_, at)| at.elapsed() < READY_FOR)
+            .map(|(s, _)| s);
+        let connected = match ready {
+            Some(s) => s
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(s)),
+            None => tokio::net::UnixStream::connect(&self.socket).await,
+        };
+        connected.map_err(|source| ApiClientError::Connect {
+            path: self.socket.clone(),
+            source,
+        })
     }
 
     /// The socket path.
@@ -93,12 +135,7 @@ impl ApiClient {
         body: Option<Vec<u8>>,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>, ApiClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ApiClientError::Connect {
-                path: self.socket.clone(),
-                source,
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(ApiClientError::Http)?;
@@ -230,12 +267,7 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Upgrade, ApiClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ApiClientError::Connect {
-                path: self.socket.clone(),
-                source,
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(ApiClientError::Http)?;
@@ -281,5 +313,54 @@ impl ApiClient {
     /// `GET /_ping`: whether a daemon answers.
     pub async fn ping(&self) -> bool {
         matches!(self.call(Method::GET, "/_ping", None).await, Ok(s) if s.is_success())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers `n` connections with an empty 200, one request each; returns how many
+    /// connections it accepted before the listener was found idle.
+    fn serve(
+        listener: std::os::unix::net::UnixListener,
+        n: usize,
+    ) -> std::thread::JoinHandle<usize> {
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            for _ in 0..n {
+                let (conn, _) = listener.accept().expect("accept");
+                let mut r = std::io::BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                while r.read_line(&mut line).expect("read") > 2 {
+                    line.clear();
+                }
+                (&conn)
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nOK")
+                    .expect("write");
+            }
+            listener.set_nonblocking(true).expect("nonblocking");
+            n + usize::from(listener.accept().is_ok())
+        })
+    }
+
+    #[tokio::test]
+    async fn the_connection_made_ahead_serves_the_first_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let server = serve(listener, 2);
+        let ahead = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        let client = ApiClient::with_connection(&sock, ahead);
+        assert!(
+            client.ping().await,
+            "first request over the connection made ahead"
+        );
+        assert!(client.ping().await, "the next one connects anew");
+        assert_eq!(
+            server.join().expect("server"),
+            2,
+            "no connection besides those two"
+        );
     }
 }

@@ -5,6 +5,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
@@ -169,11 +170,31 @@ pub fn propagation_of(name: &str) -> Option<u64> {
 /// inside the root, creating missing directories (and the final file when `file` is set).
 /// Returns an `O_PATH` fd to mount onto through `/proc/self/fd/N`.
 pub fn open_in_root(root: &OwnedFd, dest: &Path, file: bool) -> io::Result<OwnedFd> {
+    open_in_root_at_depth(root, dest, file, 0)
+}
+
+/// How many dangling symlinks [`open_in_root`] follows to make their targets (the kernel's
+/// own limit for one lookup).
+const MAX_SYMLINKS: usize = 40;
+
+fn open_in_root_at_depth(
+    root: &OwnedFd,
+    dest: &Path,
+    file: bool,
+    depth: usize,
+) -> io::Result<OwnedFd> {
     let flags = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let rel: PathBuf = dest
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
+    // lexically, as the kernel resolves inside the root: ".." of the root is the root
+    let mut rel = PathBuf::new();
+    for c in dest.components() {
+        match c {
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir => {
+                rel.pop();
+            }
+            _ => {}
+        }
+    }
     if rel.as_os_str().is_empty() {
         return Ok(rustix::fs::openat2(
             root,
@@ -194,50 +215,60 @@ pub fn open_in_root(root: &OwnedFd, dest: &Path, file: bool) -> io::Result<Owned
         Err(rustix::io::Errno::NOENT) => {}
         Err(e) => return Err(e.into()),
     }
-    // create missing components one by one, each resolved inside the root
-    let mut cur = PathBuf::new();
-    let comps: Vec<_> = rel.components().collect();
-    for (i, c) in comps.iter().enumerate() {
-        let parent = rustix::fs::openat2(
+    // the parent (made first, the same way, when it is missing too), then the last component
+    // in it; each lookup resolved inside the root. Most mount points lack only their last
+    // component (`/sys/fs/cgroup/cpu` on a fresh tmpfs), which this finds in one lookup.
+    let parent = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        None => rustix::fs::openat2(
             root,
-            if cur.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                &cur
-            },
+            ".",
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             flags,
-        )?;
-        cur.push(c);
-        let last = i + 1 == comps.len();
-        match rustix::fs::openat2(
+        )?,
+        Some(p) => match rustix::fs::openat2(
             root,
-            &cur,
-            OFlags::PATH | OFlags::CLOEXEC,
+            p,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             flags,
         ) {
-            Ok(fd) if last => return Ok(fd),
-            Ok(_) => continue,
-            Err(rustix::io::Errno::NOENT) => {}
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => open_in_root_at_depth(root, p, false, depth)?,
             Err(e) => return Err(e.into()),
-        }
-        // the parent was opened O_PATH; mkdirat/openat accept it as a directory fd
-        if last && file {
-            let f = rustix::fs::openat(
-                &parent,
-                c.as_os_str(),
-                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o644),
-            )?;
-            drop(f);
-        } else {
-            match rustix::fs::mkdirat(&parent, c.as_os_str(), Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
+        },
+    };
+    let name = rel.file_name().unwrap_or_default();
+    // the parent was opened O_PATH; mkdirat/openat accept it as a directory fd. Neither
+    // follows a symlink in the last component, which would resolve on the host.
+    let made = if file {
+        rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop)
+    } else {
+        rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755))
+    };
+    match made {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => {
+            // a dangling symlink (`/etc/resolv.conf -> ../run/...` in many images): make
+            // its target, inside the root; anything else was made meanwhile
+            if let Ok(target) = rustix::fs::readlinkat(&parent, name, Vec::new()) {
+                if depth >= MAX_SYMLINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = Path::new(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                let resolved = Path::new("/")
+                    .join(rel.parent().unwrap_or(Path::new("")))
+                    .join(target);
+                open_in_root_at_depth(root, &resolved, file, depth + 1)?;
             }
         }
+        Err(e) => return Err(e.into()),
     }
     Ok(rustix::fs::openat2(
         root,
@@ -388,9 +419,29 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
         Some(c"mode=755"),
     )
     .map_err(err("mounting tmpfs at", dest))?;
+    // the tmpfs just mounted (the fd above is the directory it covers): the hierarchies'
+    // mount points are made in it directly, nothing in it can be a symlink yet
+    let tmpfs = open_in_root(root, dest, false).map_err(err("opening", dest))?;
+    let mount_point = |rel: &str| -> Result<OwnedFd, RootfsError> {
+        let sub = dest.join(rel);
+        if rel.contains('/') {
+            return open_in_root(root, &sub, false).map_err(err("creating mount point", &sub));
+        }
+        match rustix::fs::mkdirat(&tmpfs, rel, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(err("creating mount point", &sub)(e.into())),
+        }
+        rustix::fs::openat(
+            &tmpfs,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err("opening mount point", &sub)(e.into()))
+    };
     for (rel, controllers) in &v1 {
         let sub = dest.join(rel);
-        let t = open_in_root(root, &sub, false).map_err(err("creating mount point", &sub))?;
+        let t = mount_point(rel)?;
         let data = cstr(controllers);
         sys::mount(
             Some(c"cgroup"),
@@ -403,7 +454,7 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
     }
     if let Some(rel) = v2_at.filter(|r| !r.is_empty()) {
         let sub = dest.join(&rel);
-        let t = open_in_root(root, &sub, false).map_err(err("creating mount point", &sub))?;
+        let t = mount_point(&rel)?;
         sys::mount(
             Some(c"cgroup"),
             &fd_path(&t),
@@ -418,16 +469,14 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
         for e in entries.flatten() {
             if let Ok(target_link) = std::fs::read_link(e.path()) {
                 let name = e.file_name();
-                let parent = open_in_root(root, dest, false).map_err(err("opening", dest))?;
-                let _ = rustix::fs::symlinkat(target_link.as_os_str(), &parent, name.as_os_str());
+                let _ = rustix::fs::symlinkat(target_link.as_os_str(), &tmpfs, name.as_os_str());
             }
         }
     }
     if ro != 0 {
-        let t = open_in_root(root, dest, false).map_err(err("reopening", dest))?;
         sys::mount(
             None,
-            &fd_path(&t),
+            &fd_path(&tmpfs),
             None,
             MS_BIND | MS_REMOUNT | MS_RDONLY | base,
             None,
@@ -437,36 +486,59 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(),
     Ok(())
 }
 
-fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
+/// What making device nodes one after the other shares: the directory the last one went in
+/// (most go in `/dev`), opened once, and who makes them.
+struct DeviceMaker {
+    last_dir: Option<(PathBuf, OwnedFd)>,
+    euid: u32,
+    egid: u32,
+}
+
+fn create_device(
+    root: &OwnedFd,
+    d: &LinuxDevice,
+    maker: &mut DeviceMaker,
+) -> Result<(), RootfsError> {
     let path = d.path();
     let parent_path = path.parent().unwrap_or(Path::new("/"));
-    let parent = open_in_root(root, parent_path, false)
-        .map_err(err("creating device directory", parent_path))?;
     let name = path.file_name().ok_or_else(|| {
         err("creating device", path)(io::Error::from(io::ErrorKind::InvalidInput))
     })?;
+    if maker
+        .last_dir
+        .as_ref()
+        .is_none_or(|(p, _)| p != parent_path)
+    {
+        let parent = open_in_root(root, parent_path, false)
+            .map_err(err("creating device directory", parent_path))?;
+        // the parent fd is O_PATH; mknodat needs a real directory fd
+        let fd = rustix::fs::openat(
+            &parent,
+            ".",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err("opening device directory", parent_path)(e.into()))?;
+        maker.last_dir = Some((parent_path.to_path_buf(), fd));
+    }
+    let pdir = &maker.last_dir.as_ref().expect("opened above").1;
     let ft = match d.typ() {
         LinuxDeviceType::B => FileType::BlockDevice,
         LinuxDeviceType::P => FileType::Fifo,
         _ => FileType::CharacterDevice,
     };
     let dev = rustix::fs::makedev(d.major() as u32, d.minor() as u32);
-    // the parent fd is O_PATH; mknodat needs a real directory fd
-    let pdir = rustix::fs::openat(
-        &parent,
-        ".",
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| err("opening device directory", parent_path)(e.into()))?;
-    let _ = rustix::fs::unlinkat(&pdir, name, rustix::fs::AtFlags::empty());
-    match rustix::fs::mknodat(
-        &pdir,
-        name,
-        ft,
-        Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)),
-        dev,
-    ) {
+    // the caller cleared the umask: the node gets its mode exactly
+    let mode = Mode::from_raw_mode(d.file_mode().unwrap_or(0o666));
+    let made = match rustix::fs::mknodat(pdir, name, ft, mode, dev) {
+        // the image's own node (or anything else) gives way
+        Err(rustix::io::Errno::EXIST) => {
+            let _ = rustix::fs::unlinkat(pdir, name, rustix::fs::AtFlags::empty());
+            rustix::fs::mknodat(pdir, name, ft, mode, dev)
+        }
+        other => other,
+    };
+    match made {
         Ok(()) => {}
         // in a user namespace nodes cannot be made: bind the host's node instead, as runc does
         Err(rustix::io::Errno::PERM) if in_user_namespace() => {
@@ -477,22 +549,17 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice) -> Result<(), RootfsError> {
         }
         Err(e) => return Err(err("creating device", path)(e.into())),
     }
-    rustix::fs::chownat(
-        &pdir,
-        name,
-        Some(rustix::fs::Uid::from_raw(d.uid().unwrap_or(0))),
-        Some(rustix::fs::Gid::from_raw(d.gid().unwrap_or(0))),
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| err("chowning device", path)(e.into()))?;
-    // mknod applies the umask; set the mode exactly
-    rustix::fs::chmodat(
-        &pdir,
-        name,
-        Mode::from_raw_mode(d.file_mode().unwrap_or(0o666)),
-        rustix::fs::AtFlags::empty(),
-    )
-    .map_err(|e| err("setting mode of device", path)(e.into()))?;
+    let (uid, gid) = (d.uid().unwrap_or(0), d.gid().unwrap_or(0));
+    if (uid, gid) != (maker.euid, maker.egid) {
+        rustix::fs::chownat(
+            pdir,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| err("chowning device", path)(e.into()))?;
+    }
     Ok(())
 }
 
@@ -605,9 +672,18 @@ pub fn setup(
             devices.retain(|x| x.path() != d.path());
             devices.push(d);
         }
-        for d in &devices {
-            create_device(&root, d)?;
-        }
+        // mknod applies the umask: cleared while the nodes are made, so each gets its mode
+        let umask = rustix::process::umask(Mode::empty());
+        let mut maker = DeviceMaker {
+            last_dir: None,
+            euid: rustix::process::geteuid().as_raw(),
+            egid: rustix::process::getegid().as_raw(),
+        };
+        let made = devices
+            .iter()
+            .try_for_each(|d| create_device(&root, d, &mut maker));
+        rustix::process::umask(umask);
+        made?;
         let dev = open_in_root(&root, Path::new("/dev"), false).map_err(err("opening", "/dev"))?;
         for (link, target) in [
             ("fd", "/proc/self/fd"),
@@ -737,5 +813,57 @@ mod tests {
         assert_eq!(o.flags, 0, "a later rw clears an earlier ro");
         assert_eq!(propagation_of("rslave"), Some(MS_SLAVE | MS_REC));
         assert_eq!(propagation_of("bogus"), None);
+    }
+
+    fn root_fd(dir: &Path) -> OwnedFd {
+        rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).expect("ok")
+    }
+
+    #[test]
+    fn mount_points_are_made_inside_the_root() {
+        let tmp = tempfile::tempdir().expect("ok");
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).expect("ok");
+        let fd = root_fd(&root);
+        // missing parents are made too
+        open_in_root(&fd, Path::new("/sys/fs/cgroup/cpu"), false).expect("ok");
+        assert!(root.join("sys/fs/cgroup/cpu").is_dir());
+        open_in_root(&fd, Path::new("/etc/deep/hosts"), true).expect("ok");
+        assert!(root.join("etc/deep/hosts").is_file());
+        // an existing path is opened as it is, a file stays a file
+        open_in_root(&fd, Path::new("/etc/deep/hosts"), true).expect("ok");
+        open_in_root(&fd, Path::new("/"), false).expect("ok");
+        // ".." cannot leave the root
+        open_in_root(&fd, Path::new("/../../up"), false).expect("ok");
+        assert!(root.join("up").is_dir());
+    }
+
+    #[test]
+    fn dangling_symlinks_get_their_targets_made_inside_the_root() {
+        let tmp = tempfile::tempdir().expect("ok");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).expect("ok");
+        // as in images whose resolv.conf points at a resolver's runtime directory
+        std::os::unix::fs::symlink("../run/resolve/stub.conf", root.join("etc/resolv.conf"))
+            .expect("ok");
+        // an absolute target names a path in the root, never the host's
+        let host_target = tmp.path().join("host-side");
+        std::os::unix::fs::symlink(&host_target, root.join("etc/hostname")).expect("ok");
+        std::os::unix::fs::symlink(&host_target, root.join("dir-link")).expect("ok");
+        let fd = root_fd(&root);
+        open_in_root(&fd, Path::new("/etc/resolv.conf"), true).expect("ok");
+        assert!(root.join("run/resolve/stub.conf").is_file());
+        open_in_root(&fd, Path::new("/etc/hostname"), true).expect("ok");
+        let inside = root.join(host_target.strip_prefix("/").expect("ok"));
+        assert!(inside.is_file(), "{} made", inside.display());
+        std::fs::remove_file(&inside).expect("ok");
+        open_in_root(&fd, Path::new("/dir-link"), false).expect("ok");
+        assert!(inside.is_dir());
+        assert!(!host_target.exists(), "nothing made outside the root");
+        // a loop is an error, not a hang
+        std::os::unix::fs::symlink("b", root.join("a")).expect("ok");
+        std::os::unix::fs::symlink("a", root.join("b")).expect("ok");
+        let e = open_in_root(&fd, Path::new("/a"), true).expect_err("fails");
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
     }
 }

@@ -191,3 +191,45 @@ priv_test! {
         assert!(!r.stdout.starts_with(&format!("net:[{inode}]")), "{}", r.stdout);
     }
 }
+
+priv_test! {
+    fn device_nodes_get_their_modes_and_owners_exactly() {
+        use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = busybox_root(dir.path());
+        // the image ships a node of its own where a default one goes: it gives way
+        std::fs::create_dir_all(root.join("dev")).expect("mkdir");
+        std::fs::write(root.join("dev/null"), "not a device").expect("write");
+        let mut spec = spec_with(&["/bin/sh", "-c", "ls -ln /dev/null /dev/zero /dev/tty /dev/extra/mine | sed 's/ \\+/ /g' | cut -d' ' -f1,3,4,5,6,10"]);
+        let extra = LinuxDeviceBuilder::default()
+            .path("/dev/extra/mine")
+            .typ(LinuxDeviceType::C)
+            .major(1i64)
+            .minor(3i64)
+            .file_mode(0o640u32)
+            .uid(1000u32)
+            .gid(1001u32)
+            .build()
+            .expect("device");
+        let l = spec.linux_mut().as_mut().expect("linux");
+        l.set_devices(Some(vec![extra]));
+        // a umask in force where the runtime runs does not reach the nodes
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        let r = run(&spec, dir.path());
+        rustix::process::umask(old);
+        let r = r.expect("container runs");
+        assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "crw-r----- 1000 1001 1, 3 /dev/extra/mine",
+                "crw-rw-rw- 0 0 1, 3 /dev/null",
+                "crw-rw-rw- 0 0 5, 0 /dev/tty",
+                "crw-rw-rw- 0 0 1, 5 /dev/zero",
+            ],
+            "{}",
+            r.stdout
+        );
+    }
+}

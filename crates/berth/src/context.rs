@@ -63,12 +63,13 @@ impl GlobalArgs {
     /// An API client for a running daemon, starting one for this root if none answers.
     pub async fn client(&self) -> Result<ApiClient> {
         let socket = self.socket()?;
-        let client = ApiClient::new(&socket);
         // a listening socket is enough (no _ping round trip on every command); a daemon that
-        // accepts but does not answer shows up as an error of the request itself
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            return Ok(client);
+        // accepts but does not answer shows up as an error of the request itself. The
+        // connection serves the first request.
+        if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+            return Ok(ApiClient::with_connection(&socket, stream));
         }
+        let client = ApiClient::new(&socket);
         if self.no_autostart {
             bail!(
                 "Cannot connect to the berth daemon at unix://{}. Is the daemon running? (start it with 'berth daemon', or drop --no-autostart)",

@@ -480,10 +480,26 @@ impl Cgroup {
     /// Kills what is left in the cgroup, waits for it to empty, and removes its directory in
     /// every hierarchy (child cgroups first). Idempotent: missing directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
+        let fs = self.fs.as_ref();
+        // the common case, the processes gone (a container that exited): one rmdir per
+        // hierarchy, no cgroup.procs read first. A directory still busy (processes, child
+        // cgroups) takes the way below: a process sits in its cgroup in every hierarchy, so
+        // the ones removed here held none.
+        let mut busy = false;
+        for dir in self.paths() {
+            match fs.remove_dir(&dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => busy = true,
+            }
+        }
+        if !busy {
+            tracing::debug!(id = %self.id, "cgroup destroyed");
+            return Ok(());
+        }
         if !self.exists() {
             return Ok(());
         }
-        let fs = self.fs.as_ref();
         let timeout = self.options.destroy_timeout;
         if !self.procs()?.is_empty() {
             self.kill_all(Signal::KILL)?;
