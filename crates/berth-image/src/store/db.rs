@@ -333,8 +333,9 @@ fn load(conn: &Connection, where_clause: &str, arg: &str) -> Result<Vec<ImageRec
         "SELECT id, manifest_digest, manifest_media_type, index_digest, created, os, architecture, variant, added_at
          FROM images {where_clause} ORDER BY added_at DESC, id"
     );
+    // cached: an image lookup runs with every container created
     let mut stmt = conn
-        .prepare(&sql)
+        .prepare_cached(&sql)
         .map_err(ImageError::db("loading images"))?;
     let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<ImageRecord> {
         Ok(ImageRecord {
@@ -364,14 +365,16 @@ fn load(conn: &Connection, where_clause: &str, arg: &str) -> Result<Vec<ImageRec
     }
     .map_err(ImageError::db("loading images"))?;
     let mut layers = conn
-        .prepare(
+        .prepare_cached(
             "SELECT l.chain_id, l.diff_id, l.blob_digest, l.blob_size, l.media_type, COALESCE(s.size, 0)
              FROM image_layers l LEFT JOIN snapshots s ON s.chain_id = l.chain_id
              WHERE l.image_id = ?1 ORDER BY l.position",
         )
         .map_err(ImageError::db("loading layers"))?;
     let mut names = conn
-        .prepare("SELECT name, is_digest, tagged_at FROM names WHERE image_id = ?1 ORDER BY name")
+        .prepare_cached(
+            "SELECT name, is_digest, tagged_at FROM names WHERE image_id = ?1 ORDER BY name",
+        )
         .map_err(ImageError::db("loading names"))?;
     for img in &mut images {
         let id = img.id.to_string();
@@ -436,11 +439,8 @@ pub(super) fn resolve(conn: &Connection, name: &str) -> Result<ImageRecord, Imag
                 .expect("normalized references have a tag or digest"),
         };
         let id: Option<String> = conn
-            .query_row(
-                "SELECT image_id FROM names WHERE name = ?1",
-                [&key],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT image_id FROM names WHERE name = ?1")
+            .and_then(|mut s| s.query_row([&key], |row| row.get(0)))
             .optional()
             .map_err(ImageError::db("resolving name"))?;
         if let Some(id) = id {
