@@ -233,3 +233,71 @@ priv_test! {
         );
     }
 }
+
+priv_test! {
+    fn a_start_said_ahead_runs_the_container_with_no_connection_to_the_shim() {
+        use std::io::{BufRead, Read, Write};
+        use std::os::unix::net::UnixStream;
+        use berth_runtime::shim::{self, Hello, ShimCgroup, ShimConfig};
+        struct NoCgroup;
+        impl ShimCgroup for NoCgroup {
+            fn join(&mut self, _: i32) -> Result<(), String> {
+                Ok(())
+            }
+            fn oom_killed(&self) -> bool {
+                false
+            }
+            fn destroy(&mut self) {}
+            fn set_resources(&mut self, _: Option<oci_spec::runtime::LinuxResources>) {}
+            fn adopt(&mut self) {}
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_root(dir.path());
+        let spec = spec_with(&["/bin/sh", "-c", "echo said-ahead"]);
+        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&spec).expect("json")).expect("write spec");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("mkdir");
+        let config = ShimConfig {
+            id: format!("ahead{}", std::process::id()),
+            dir: state.clone(),
+            bundle: dir.path().to_path_buf(),
+            overlay: None,
+            tty: false,
+            open_stdin: false,
+            log: Default::default(),
+            cgroup_root: "/sys/fs/cgroup".into(),
+            cgroup_parent: "berth-test".into(),
+            exec: None,
+            runtime: None,
+            runtime_root: None,
+        };
+        let hello = |h: &Hello| format!("{}\n", serde_json::to_string(h).expect("hello"));
+        let (mut attach, attach_shim) = UnixStream::pair().expect("pair");
+        attach.write_all(hello(&Hello::Attach { stdin: false }).as_bytes()).expect("attach hello");
+        let (mut start, start_shim) = UnixStream::pair().expect("pair");
+        start.write_all(hello(&Hello::Start).as_bytes()).expect("start hello");
+        let (ready_r, ready_w) = rustix::pipe::pipe().expect("pipe");
+        // as the shim is: the container's init (its create helper's child) comes back to it
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).expect("subreaper");
+        let shim = std::thread::spawn(move || {
+            shim::run(&config, &mut NoCgroup, ready_w, vec![attach_shim.into(), start_shim.into()])
+        });
+        let mut report = String::new();
+        std::io::BufReader::new(std::fs::File::from(ready_r)).read_line(&mut report).expect("report");
+        assert!(report.contains("\"pid\""), "ready: {report}");
+        // the start is answered, and the container's output streamed from its first byte,
+        // with nobody connecting to the shim's socket
+        // bounded: a shim that ignored its clients would leave these reads waiting forever
+        for s in [&start, &attach] {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(20))).expect("timeout");
+        }
+        let mut answer = String::new();
+        std::io::BufReader::new(&start).read_line(&mut answer).expect("answer");
+        assert!(answer.contains("\"ok\""), "start: {answer}");
+        let mut streamed = Vec::new();
+        attach.read_to_end(&mut streamed).expect("attach stream");
+        let exit = shim.join().expect("shim thread").expect("shim run");
+        assert_eq!(exit.exit_code, 0);
+        assert_eq!(streamed, shim::frame(1, b"said-ahead\n"), "{}", String::from_utf8_lossy(&streamed));
+    }
+}

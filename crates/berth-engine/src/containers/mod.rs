@@ -72,6 +72,15 @@ pub struct Live {
 }
 
 impl Live {
+    /// The attach streams waiting for `id` to start, taken out.
+    fn take_pending(&self, id: &str) -> Waiting {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .unwrap_or_default()
+    }
+
     fn sender(&self, id: &str) -> watch::Sender<u64> {
         self.changes
             .lock()
@@ -486,7 +495,23 @@ impl Engine {
         if let NetworkMode::Container(target) = &mode {
             self.join_network_of(&dir, target)?;
         }
-        let ready = self.spawn_shim(&dir).await;
+        // with no network to join between its creation and its start, the container starts
+        // the moment it is ready: the attach streams waiting for it and the start are said
+        // ahead, on connections the shim gets with its fork (no round trip through here)
+        let (mut ahead, mut waiting) =
+            if matches!(mode, NetworkMode::Bridge | NetworkMode::Named(_)) {
+                (None, Vec::new())
+            } else {
+                match SaidAhead::new(self.live.take_pending(&c.id)) {
+                    Ok(a) => (Some(a), Vec::new()),
+                    Err(waiting) => (None, waiting),
+                }
+            };
+        let shim_ends = ahead
+            .as_mut()
+            .map(SaidAhead::take_shim_ends)
+            .unwrap_or_default();
+        let (ready, delivered) = self.spawn_shim_with(&dir, shim_ends).await;
         let ready = match ready {
             Ok(r) => r,
             Err(e) => return Err(e),
@@ -521,33 +546,39 @@ impl Engine {
                 return Err(e);
             }
         }
-        // attach clients that came before start get the stream from the first byte
-        let waiting: Vec<_> = self
-            .live
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&c.id)
-            .unwrap_or_default();
-        for tx in waiting {
-            if let Ok(s) = connect_attach(&dir, true).await {
-                let _ = tx.send(s);
+        let sock = match ahead {
+            Some(ahead) if delivered => {
+                let sock = ahead.hand_over()?;
+                // attach clients that came while the container was made
+                for tx in self.live.take_pending(&c.id) {
+                    if let Ok(s) = connect_attach(&dir, true).await {
+                        let _ = tx.send(s);
+                    }
+                }
+                sock
             }
-        }
-        let mut sock = tokio::net::UnixStream::connect(shim::socket_path(&dir))
-            .await
-            .map_err(|e| {
-                EngineError::Internal(format!("connecting to the shim of {}: {e}", c.id))
-            })?;
-        sock.write_all(
-            format!(
-                "{}\n",
-                serde_json::to_string(&Hello::Start).unwrap_or_default()
-            )
-            .as_bytes(),
-        )
-        .await
-        .map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
+            not_delivered => {
+                // attach clients that came before start get the stream from the first byte
+                if let Some(a) = not_delivered {
+                    waiting.extend(a.waiting);
+                }
+                waiting.extend(self.live.take_pending(&c.id));
+                for tx in waiting {
+                    if let Ok(s) = connect_attach(&dir, true).await {
+                        let _ = tx.send(s);
+                    }
+                }
+                let mut sock = tokio::net::UnixStream::connect(shim::socket_path(&dir))
+                    .await
+                    .map_err(|e| {
+                        EngineError::Internal(format!("connecting to the shim of {}: {e}", c.id))
+                    })?;
+                sock.write_all(&hello_line(&Hello::Start))
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("starting {}: {e}", c.id)))?;
+                sock
+            }
+        };
         let mut answer = String::new();
         tokio::io::BufReader::new(sock)
             .read_line(&mut answer)
@@ -590,20 +621,50 @@ impl Engine {
     }
 
     async fn spawn_shim(self: &Arc<Self>, dir: &Path) -> Result<Ready, EngineError> {
-        let exe = self
-            .config()
-            .shim_exe
-            .clone()
-            .ok_or_else(|| EngineError::Internal("no shim binary configured".into()))?;
-        let log = std::fs::OpenOptions::new()
+        self.spawn_shim_with(dir, Vec::new()).await.0
+    }
+
+    /// Starts a shim for `dir` and reads its report; `clients` go to it as connections made
+    /// ahead (see `shim::run`). The flag: whether they did (a forked shim); an executed one
+    /// (no zygote) never gets them.
+    async fn spawn_shim_with(
+        self: &Arc<Self>,
+        dir: &Path,
+        clients: Vec<std::os::fd::OwnedFd>,
+    ) -> (Result<Ready, EngineError>, bool) {
+        let Some(exe) = self.config().shim_exe.clone() else {
+            return (
+                Err(EngineError::Internal("no shim binary configured".into())),
+                false,
+            );
+        };
+        let log = match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("shim.log"))
-            .map_err(|e| EngineError::Internal(format!("opening shim log: {e}")))?;
-        if let Some(ready) = self.spawn_shim_forked(dir, &log).await {
-            return ready;
+        {
+            Ok(log) => log,
+            Err(e) => {
+                return (
+                    Err(EngineError::Internal(format!("opening shim log: {e}"))),
+                    false,
+                )
+            }
+        };
+        if let Some(ready) = self.spawn_shim_forked(dir, &log, clients).await {
+            return (ready, true);
         }
-        let mut child = tokio::process::Command::new(&exe)
+        (self.execute_shim(&exe, dir, log).await, false)
+    }
+
+    /// Starts the shim by executing it (no zygote) and reads its report.
+    async fn execute_shim(
+        &self,
+        exe: &Path,
+        dir: &Path,
+        log: std::fs::File,
+    ) -> Result<Ready, EngineError> {
+        let mut child = tokio::process::Command::new(exe)
             .arg("shim")
             .arg(dir.join("shim.json"))
             .stdin(std::process::Stdio::null())
@@ -643,6 +704,7 @@ impl Engine {
         self: &Arc<Self>,
         dir: &Path,
         log: &std::fs::File,
+        clients: Vec<std::os::fd::OwnedFd>,
     ) -> Option<Result<Ready, EngineError>> {
         let exe = self.config().shim_exe.clone()?;
         let (report_r, report_w) =
@@ -657,7 +719,7 @@ impl Engine {
                 if z.is_none() {
                     *z = berth_runtime::shim::zygote::Zygote::spawn(&exe).ok();
                 }
-                let forked = z.as_mut()?.spawn_shim(&config, report_w, log);
+                let forked = z.as_mut()?.spawn_shim(&config, report_w, log, clients);
                 if let Err(e) = forked {
                     tracing::warn!(error = %e, "the shim zygote failed; executing the shim");
                     *z = None;
@@ -1030,17 +1092,89 @@ impl Engine {
     }
 }
 
+/// A hello as the shim reads it: one line of JSON.
+fn hello_line(hello: &Hello) -> Vec<u8> {
+    format!("{}\n", serde_json::to_string(hello).unwrap_or_default()).into_bytes()
+}
+
 async fn connect_attach(dir: &Path, stdin: bool) -> std::io::Result<tokio::net::UnixStream> {
     let mut s = tokio::net::UnixStream::connect(shim::socket_path(dir)).await?;
-    s.write_all(
-        format!(
-            "{}\n",
-            serde_json::to_string(&Hello::Attach { stdin }).unwrap_or_default()
-        )
-        .as_bytes(),
-    )
-    .await?;
+    s.write_all(&hello_line(&Hello::Attach { stdin })).await?;
     Ok(s)
+}
+
+/// Attach clients waiting for a container to start.
+type Waiting = Vec<tokio::sync::oneshot::Sender<tokio::net::UnixStream>>;
+
+/// The connections a start says ahead (see `start_container_as`): one per attach client
+/// waiting for the start, its hello written, then the start's own, its `start` written. The
+/// shim ends go with the fork; the daemon keeps the others.
+struct SaidAhead {
+    waiting: Waiting,
+    attach: Vec<std::os::unix::net::UnixStream>,
+    start: std::os::unix::net::UnixStream,
+    shim_ends: Vec<std::os::unix::net::UnixStream>,
+}
+
+impl SaidAhead {
+    /// The waiting attach clients back when it cannot be done (more of them than one fork
+    /// carries, no socket pairs): the start then goes the long way.
+    fn new(waiting: Waiting) -> Result<SaidAhead, Waiting> {
+        use std::io::Write;
+        if waiting.len() >= shim::zygote::MAX_CLIENTS {
+            return Err(waiting);
+        }
+        let pair = |hello: &Hello| -> std::io::Result<_> {
+            let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            ours.write_all(&hello_line(hello))?;
+            Ok((ours, theirs))
+        };
+        let mut attach = Vec::new();
+        let mut shim_ends = Vec::new();
+        for _ in &waiting {
+            match pair(&Hello::Attach { stdin: true }) {
+                Ok((ours, theirs)) => {
+                    attach.push(ours);
+                    shim_ends.push(theirs);
+                }
+                Err(_) => return Err(waiting),
+            }
+        }
+        let Ok((start, theirs)) = pair(&Hello::Start) else {
+            return Err(waiting);
+        };
+        shim_ends.push(theirs);
+        Ok(SaidAhead {
+            waiting,
+            attach,
+            start,
+            shim_ends,
+        })
+    }
+
+    /// The shim ends, for the fork.
+    fn take_shim_ends(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        std::mem::take(&mut self.shim_ends)
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    /// After the shim took them: the attach streams to their waiters; the start's connection,
+    /// for its answer.
+    fn hand_over(self) -> Result<tokio::net::UnixStream, EngineError> {
+        let tokio_stream = |s: std::os::unix::net::UnixStream| {
+            s.set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(s))
+        };
+        for (tx, s) in self.waiting.into_iter().zip(self.attach) {
+            if let Ok(s) = tokio_stream(s) {
+                let _ = tx.send(s);
+            }
+        }
+        tokio_stream(self.start)
+            .map_err(|e| EngineError::Internal(format!("the start connection: {e}")))
+    }
 }
 
 /// Sets the size of the terminal of the shim in `dir` (a container's or an exec's).

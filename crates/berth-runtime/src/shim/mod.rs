@@ -360,7 +360,11 @@ fn create_in_helper(
             fds.extend(rights);
         }
     }
-    if let Some(p) = rustix::process::Pid::from_raw(helper) {
+    // a helper that reported its container has nothing left to do but exit: the poll loop
+    // reaps it, and the container starts meanwhile; one that did not report may still be
+    // writing the cgroup
+    let reported = matches!(&received, Ok(r) if r.bytes > 0) && fds.len() == 2;
+    if let Some(p) = rustix::process::Pid::from_raw(helper).filter(|_| !reported) {
         while let Err(rustix::io::Errno::INTR) =
             rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
         {}
@@ -398,11 +402,14 @@ struct Client {
 
 /// The shim's main: creates the container (stopped before execve), reports to `ready`, waits
 /// for a `start` on its socket, then pumps stdio until the container exits. Returns the exit
-/// state it recorded.
+/// state it recorded. `clients` are served as connections to the socket made before any
+/// other, in their order, from the moment the container is ready: the daemon says its
+/// attach hellos and `start` on them ahead, and the container runs without waiting for it.
 pub fn run(
     config: &ShimConfig,
     cgroup: &mut dyn ShimCgroup,
     ready: OwnedFd,
+    clients: Vec<OwnedFd>,
 ) -> io::Result<ExitState> {
     // the container's own runtime parses the spec in a helper process (create_in_helper),
     // and takes the zygote's spare network namespace (when it forked this shim); an exec or
@@ -591,10 +598,9 @@ pub fn run(
         outputs = vec![(1, master.try_clone()?)];
         stdin_w = Some(master);
     }
-    // an idle shim should hold little memory: the spec is not needed any more, and what
-    // parsing it allocated goes back to the kernel
+    // an idle shim should hold little memory: the spec is not needed any more (what parsing
+    // it allocated goes back to the kernel with `memory::release`, once the container runs)
     drop(spec);
-    crate::sys::trim_heap();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid)
             .ok_or_else(|| io::Error::other("invalid container pid"))?,
@@ -622,7 +628,20 @@ pub fn run(
     )?;
     drop(ready);
 
-    let mut clients: Vec<Client> = Vec::new();
+    let mut clients: Vec<Client> = clients
+        .into_iter()
+        .filter_map(|fd| {
+            let stream = UnixStream::from(fd);
+            stream.set_nonblocking(true).ok()?;
+            Some(Client {
+                stream,
+                stdin: false,
+                inbuf: Vec::new(),
+                hello_done: false,
+                dead: false,
+            })
+        })
+        .collect();
     let mut outputs: Vec<(u8, Option<OwnedFd>)> =
         outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
     let mut exited: Option<(i32, Option<i32>)> = None;
@@ -993,16 +1012,17 @@ impl ShimCgroup for HostCgroup {
 /// `berth shim CONFIG`: detaches from the daemon (double fork, new session), reports on
 /// stdout, then runs the container. Returns the process exit code.
 pub fn main(config_path: &Path) -> i32 {
-    main_as(config_path, true)
+    main_as(config_path, true, Vec::new())
 }
 
 /// `shim::main` in a process the zygote forked for it, which is detached already (the
-/// zygote does not wait for it): no second fork.
-pub fn main_forked(config_path: &Path) -> i32 {
-    main_as(config_path, false)
+/// zygote does not wait for it): no second fork. `clients`: connections the daemon made
+/// ahead (see [`run`]).
+pub fn main_forked(config_path: &Path, clients: Vec<OwnedFd>) -> i32 {
+    main_as(config_path, false, clients)
 }
 
-fn main_as(config_path: &Path, detach: bool) -> i32 {
+fn main_as(config_path: &Path, detach: bool, clients: Vec<OwnedFd>) -> i32 {
     let config: ShimConfig = match std::fs::read(config_path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -1047,7 +1067,7 @@ fn main_as(config_path: &Path, detach: bool) -> i32 {
     }
     // the limits come from the spec, which run() (or its create helper) reads
     let mut cgroup = HostCgroup::new(&config, None);
-    match run(&config, &mut cgroup, ready) {
+    match run(&config, &mut cgroup, ready, clients) {
         Ok(state) => state.exit_code.clamp(0, 255),
         Err(e) => {
             let _ = writeln!(io::stderr(), "berth shim {}: {e}", config.id);

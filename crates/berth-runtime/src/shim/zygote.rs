@@ -11,7 +11,10 @@
 //!
 //! Protocol over the `SOCK_SEQPACKET` socket that is the zygote's stdin: the daemon sends one
 //! message per shim, its payload the path of the shim's `shim.json`, with two descriptors
-//! attached (`SCM_RIGHTS`): the write end of the report pipe and the shim log. The zygote
+//! attached (`SCM_RIGHTS`): the write end of the report pipe and the shim log, and up to
+//! [`MAX_CLIENTS`] more: connections the shim serves as if they had come to its socket (the
+//! daemon's attach streams and its `start`, said ahead, so the container starts the moment
+//! it is ready instead of after a round trip through the daemon). The zygote
 //! answers with the pid of the process it forked (4 bytes, native endian; negative: an errno).
 //! End of file on the socket (the daemon went away) ends the zygote.
 //!
@@ -30,6 +33,9 @@ use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
+
+/// How many connected clients one shim request may carry besides its report pipe and log.
+pub const MAX_CLIENTS: usize = 4;
 
 /// The daemon's handle on its zygote.
 pub struct Zygote {
@@ -64,10 +70,22 @@ impl Zygote {
     /// Asks the zygote for a shim running `shim.json` at `config`, with `report` as its stdout
     /// and `log` as its stderr. Returns the pid of the shim. An error means the zygote is gone
     /// or broken: drop it and execute the shim instead.
-    pub fn spawn_shim(&mut self, config: &Path, report: OwnedFd, log: OwnedFd) -> io::Result<i32> {
+    /// `clients`: connections (at most [`MAX_CLIENTS`]) the shim takes as connected to its
+    /// socket, in this order, once the container is ready.
+    pub fn spawn_shim(
+        &mut self,
+        config: &Path,
+        report: OwnedFd,
+        log: OwnedFd,
+        clients: Vec<OwnedFd>,
+    ) -> io::Result<i32> {
         use std::os::unix::ffi::OsStrExt;
-        let fds = [report.as_fd(), log.as_fd()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        if clients.len() > MAX_CLIENTS {
+            return Err(io::Error::other("too many clients for one shim"));
+        }
+        let mut fds = vec![report.as_fd(), log.as_fd()];
+        fds.extend(clients.iter().map(|c| c.as_fd()));
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2 + MAX_CLIENTS))];
         let mut cmsg = SendAncillaryBuffer::new(&mut space);
         if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
             return Err(io::Error::other("control message buffer too small"));
@@ -79,7 +97,7 @@ impl Zygote {
             &mut cmsg,
             SendFlags::NOSIGNAL,
         )?;
-        drop((report, log));
+        drop((report, log, clients));
         let mut answer = [0u8; 4];
         let n = rustix::io::read(&self.sock, &mut answer)?;
         if n != 4 {
@@ -114,7 +132,7 @@ pub fn main() -> i32 {
     let sock = rustix::stdio::stdin();
     let mut buf = vec![0u8; 4096];
     loop {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2 + MAX_CLIENTS))];
         let mut cmsg = RecvAncillaryBuffer::new(&mut space);
         let msg = match rustix::net::recvmsg(
             sock,
@@ -135,15 +153,16 @@ pub fn main() -> i32 {
         if msg.bytes == 0 && fds.is_empty() {
             return 0; // the daemon closed the socket
         }
-        let answer: i32 = if fds.len() != 2 || msg.flags.contains(ReturnFlags::CTRUNC) {
+        let answer: i32 = if fds.len() < 2 || msg.flags.contains(ReturnFlags::CTRUNC) {
             -libc::EINVAL
         } else {
             let config = PathBuf::from(
                 <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&buf[..msg.bytes]),
             );
+            let clients = fds.split_off(2);
             let log = fds.pop().expect("two fds");
             let report = fds.pop().expect("two fds");
-            fork_shim(&config, report, log)
+            fork_shim(&config, report, log, clients)
         };
         drop(fds);
         if rustix::io::write(sock, &answer.to_ne_bytes()).is_err() {
@@ -253,7 +272,7 @@ fn warm() {
 /// zygote ignores `SIGCHLD` (see [`main`]), so the kernel reaps its shims when they exit and
 /// nothing waits for them here; one fork, not the executed shim's two. Returns the shim's
 /// pid or a negative errno.
-fn fork_shim(config: &Path, report: OwnedFd, log: OwnedFd) -> i32 {
+fn fork_shim(config: &Path, report: OwnedFd, log: OwnedFd, clients: Vec<OwnedFd>) -> i32 {
     match crate::sys::clone_process(0) {
         Ok(crate::sys::Forked::Child) => {
             // the shim waits for its container: SIGCHLD as every process has it by default
@@ -269,13 +288,13 @@ fn fork_shim(config: &Path, report: OwnedFd, log: OwnedFd) -> i32 {
             });
             drop((report, log));
             let code = match wired {
-                Ok(()) => super::main_forked(config),
+                Ok(()) => super::main_forked(config, clients),
                 Err(_) => 125,
             };
             crate::sys::exit_now(code)
         }
         Ok(crate::sys::Forked::Parent(pid)) => {
-            drop((report, log));
+            drop((report, log, clients));
             pid
         }
         Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
