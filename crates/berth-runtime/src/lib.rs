@@ -18,6 +18,7 @@ pub mod user;
 pub use container::{
     create, create_oci, read_signal, signalfd, ChildHooks, CreateOptions, Created, RuntimeError,
 };
+pub use sys::idle_priority;
 
 /// An error and its sources, joined as `a: b: c` (a source already quoted by its parent's
 /// message is not repeated).

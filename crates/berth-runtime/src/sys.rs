@@ -204,6 +204,14 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Puts the calling thread at the kernel's idle priority (`SCHED_IDLE`): it runs only on CPU
+/// time no other thread wants. Best effort.
+pub fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call; pid 0 is the calling thread.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+}
+
 /// Returns the free memory at the top and inside the heap to the kernel (`malloc_trim(0)`), so
 /// a long-lived idle process (the shim) does not keep what start-up allocated and freed.
 pub fn trim_heap() {

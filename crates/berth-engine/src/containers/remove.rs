@@ -76,13 +76,7 @@ impl Engine {
             let moved = std::fs::create_dir_all(self.root().join("trash"))
                 .and_then(|()| std::fs::rename(&dir, &trash));
             match moved {
-                Ok(()) => {
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = std::fs::remove_dir_all(&trash) {
-                            tracing::warn!(path = %trash.display(), error = %e, "removing a container's directory");
-                        }
-                    });
-                }
+                Ok(()) => delete_in_background(trash),
                 Err(_) => std::fs::remove_dir_all(&dir).map_err(|e| {
                     EngineError::Internal(format!("removing {}: {e}", dir.display()))
                 })?,
@@ -114,5 +108,75 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&c.id);
         Ok(())
+    }
+}
+
+/// Deletes `path` (a directory tree moved into `trash/`) on a thread of its own that runs at
+/// the kernel's idle priority (`SCHED_IDLE`): the deletion takes only CPU time nothing else
+/// wants, instead of competing with the next container's start on a small machine (it was a
+/// fifth of the daemon's CPU time in back-to-back `run --rm`). Deletions queue up there in
+/// order; what is left at a crash goes at the next start with the rest of `trash/`.
+fn delete_in_background(path: std::path::PathBuf) {
+    use std::sync::mpsc::{channel, Sender};
+    static QUEUE: std::sync::OnceLock<Option<std::sync::Mutex<Sender<std::path::PathBuf>>>> =
+        std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<std::path::PathBuf>();
+        std::thread::Builder::new()
+            .name("berth-trash".into())
+            .spawn(move || {
+                berth_runtime::idle_priority();
+                for path in rx {
+                    if let Err(e) = std::fs::remove_dir_all(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "removing a container's directory");
+                    }
+                }
+            })
+            .ok()
+            .map(|_| std::sync::Mutex::new(tx))
+    });
+    let sent = queue.as_ref().map(|q| {
+        q.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(path.clone())
+            .is_ok()
+    });
+    if sent != Some(true) {
+        // no deleting thread
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trash_is_deleted_by_an_idle_priority_thread() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tree = tmp.path().join("trash/abc");
+        std::fs::create_dir_all(tree.join("upper/etc")).expect("mkdir");
+        std::fs::write(tree.join("upper/etc/file"), "x").expect("write");
+        delete_in_background(tree.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tree.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!tree.exists(), "deleted");
+        // the deleting thread runs at SCHED_IDLE (5): field 41 of its stat
+        let mut policy = None;
+        for t in std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "berth-trash" {
+                let stat = std::fs::read_to_string(t.path().join("stat")).expect("stat");
+                let after_comm = stat.rsplit_once(") ").expect("stat format").1;
+                // fields from the 3rd on: state is field 3, so policy (41) is index 38
+                policy = after_comm.split(' ').nth(38).map(str::to_owned);
+            }
+        }
+        assert_eq!(policy.as_deref(), Some("5"), "SCHED_IDLE");
     }
 }
