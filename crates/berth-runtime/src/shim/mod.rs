@@ -249,6 +249,26 @@ struct HelperReport {
 /// (the parsed spec, the seccomp program, mount tables, deep stacks, page tables for most of
 /// the binary) lives and dies in the helper, so the shim that stays for the container's
 /// lifetime holds only what its poll loop needs.
+/// The create helper that reported its container and was left to exit on its own, while
+/// the container started: [`reap_helper`] collects it (0: none).
+static UNREAPED_HELPER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Waits for the child `pid` to exit and reaps it.
+fn reap(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        while let Err(rustix::io::Errno::INTR) =
+            rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        {}
+    }
+}
+
+/// Reaps the create helper left to exit on its own, once the container runs (it has nothing
+/// left to do but exit, so the wait is short); a zombie would hold its task until the
+/// container exits.
+fn reap_helper() {
+    reap(UNREAPED_HELPER.swap(0, std::sync::atomic::Ordering::Relaxed));
+}
+
 fn create_in_helper(
     config: &ShimConfig,
     cgroup: &mut dyn ShimCgroup,
@@ -364,10 +384,10 @@ fn create_in_helper(
     // reaps it, and the container starts meanwhile; one that did not report may still be
     // writing the cgroup
     let reported = matches!(&received, Ok(r) if r.bytes > 0) && fds.len() == 2;
-    if let Some(p) = rustix::process::Pid::from_raw(helper).filter(|_| !reported) {
-        while let Err(rustix::io::Errno::INTR) =
-            rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-        {}
+    if reported {
+        UNREAPED_HELPER.store(helper, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        reap(helper);
     }
     // the helper made the cgroup (or part of it): ours to watch and to remove from now on
     cgroup.adopt();
@@ -598,9 +618,10 @@ pub fn run(
         outputs = vec![(1, master.try_clone()?)];
         stdin_w = Some(master);
     }
-    // an idle shim should hold little memory: the spec is not needed any more (what parsing
-    // it allocated goes back to the kernel with `memory::release`, once the container runs)
+    // an idle shim should hold little memory: the spec is not needed any more, and what
+    // parsing it allocated goes back to the kernel
     drop(spec);
+    crate::sys::trim_heap();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid)
             .ok_or_else(|| io::Error::other("invalid container pid"))?,
@@ -823,6 +844,7 @@ pub fn run(
         clients.retain(|c| !c.dead);
         if release_pending {
             release_pending = false;
+            reap_helper();
             memory::release();
         }
 
