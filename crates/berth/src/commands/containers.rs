@@ -179,7 +179,8 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub(crate) detach: bool,
-    /// Automatically remove the container when it exits
+    /// Automatically remove the container when it exits (its root file system is volatile:
+    /// nothing it writes is synced to disk, and fsync inside it is a no-op)
     #[arg(long)]
     pub(crate) rm: bool,
     /// Attach to STDIN, STDOUT or STDERR
