@@ -276,6 +276,11 @@ impl Engine {
             .await;
         match result {
             Ok(warnings) => {
+                // made by now (it ran alongside): a removal right after the create must find
+                // it, or it would be made again behind the removal's back and left over
+                if let Some(made) = cgroup {
+                    let _ = made.await;
+                }
                 if let Ok(c) = self.containers.find(&id) {
                     self.container_event(&c, "create", &[]);
                 }

@@ -125,6 +125,8 @@ priv_test! {
         let s = api_json(b, "/containers/idle/stats?stream=false");
         assert_eq!(s["read"], "0001-01-01T00:00:00Z");
         assert!(b.ok(&["stats", "--no-stream", "-a"]).contains(" idle "));
+        // a created container holds its cgroup: removed, so nothing is left behind the test
+        b.ok(&["rm", "idle"]);
         // nothing running: the empty table, still once a second
         let mut child = b.command(&["stats"]).stdout(Stdio::piped()).spawn().expect("stats runs");
         std::thread::sleep(Duration::from_millis(2500));
@@ -184,6 +186,8 @@ priv_test! {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.lines().any(|l| l.contains(" container create ") && l.contains("name=live")), "{text}");
         assert!(!text.contains("name=ev"), "no replay without --since: {text}");
+        // a created container holds its cgroup: removed, so nothing is left behind the test
+        b.ok(&["rm", "live"]);
         // the rest of the lifecycle, and image events
         let since = format!("{:.3}", unix_now() - 0.1);
         let id = b.ok(&["run", "-d", "--name", "cycle", &f.img, "sleep", "60"]).trim().to_string();
