@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use berth_runtime::{create, defaults, CreateOptions, ProcessIo};
 use berth_testkit::priv_test;
 
+// Every test here is `serial`: the shim test runs `shim::run`, which reaps any child of this
+// process (`wait(-1)`, as a shim does), and would take the other tests' containers from them.
+
 fn busybox_root(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     std::fs::create_dir_all(&root).expect("mkdir");
@@ -98,6 +101,7 @@ fn spec_with(args: &[&str]) -> oci_spec::runtime::Spec {
 }
 
 priv_test! {
+    #[serial_test::serial]
     fn runs_busybox_isolated_with_docker_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         busybox_root(dir.path());
@@ -122,6 +126,7 @@ priv_test! {
 }
 
 priv_test! {
+    #[serial_test::serial]
     fn exec_failures_have_docker_exit_codes() {
         let dir = tempfile::tempdir().expect("tempdir");
         busybox_root(dir.path());
@@ -144,6 +149,7 @@ priv_test! {
 }
 
 priv_test! {
+    #[serial_test::serial]
     fn no_runtime_fd_leaks_into_the_container() {
         let dir = tempfile::tempdir().expect("tempdir");
         busybox_root(dir.path());
@@ -155,6 +161,7 @@ priv_test! {
 }
 
 priv_test! {
+    #[serial_test::serial]
     fn a_premade_network_namespace_stands_in_for_a_new_one() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -193,6 +200,7 @@ priv_test! {
 }
 
 priv_test! {
+    #[serial_test::serial]
     fn device_nodes_get_their_modes_and_owners_exactly() {
         use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType};
         let dir = tempfile::tempdir().expect("tempdir");
@@ -235,6 +243,7 @@ priv_test! {
 }
 
 priv_test! {
+    #[serial_test::serial]
     fn a_start_said_ahead_runs_the_container_with_no_connection_to_the_shim() {
         use std::io::{BufRead, Read, Write};
         use std::os::unix::net::UnixStream;
