@@ -551,28 +551,25 @@ impl Engine {
                 return Err(e);
             }
         }
-        let sock = match ahead {
-            Some(ahead) if delivered => {
-                let sock = ahead.hand_over()?;
-                // attach clients that came while the container was made
-                for tx in self.live.take_pending(&c.id) {
-                    if let Ok(s) = connect_attach(&dir, true).await {
-                        let _ = tx.send(s);
-                    }
-                }
-                sock
-            }
+        // attach clients connect before the start (the stream from its first byte); with the
+        // start said ahead, only those that came while the container was made are left, and
+        // the start's answer waits on its own connection
+        let said = match ahead {
+            Some(ahead) if delivered => Some(ahead.hand_over()?),
             not_delivered => {
-                // attach clients that came before start get the stream from the first byte
-                if let Some(a) = not_delivered {
-                    waiting.extend(a.waiting);
-                }
-                waiting.extend(self.live.take_pending(&c.id));
-                for tx in waiting {
-                    if let Ok(s) = connect_attach(&dir, true).await {
-                        let _ = tx.send(s);
-                    }
-                }
+                waiting.extend(not_delivered.into_iter().flat_map(|a| a.waiting));
+                None
+            }
+        };
+        waiting.extend(self.live.take_pending(&c.id));
+        for tx in waiting {
+            if let Ok(s) = connect_attach(&dir, true).await {
+                let _ = tx.send(s);
+            }
+        }
+        let sock = match said {
+            Some(sock) => sock,
+            None => {
                 let mut sock = tokio::net::UnixStream::connect(shim::socket_path(&dir))
                     .await
                     .map_err(|e| {

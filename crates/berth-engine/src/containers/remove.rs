@@ -118,7 +118,7 @@ impl Engine {
 /// order; what is left at a crash goes at the next start with the rest of `trash/`.
 fn delete_in_background(path: std::path::PathBuf) {
     use std::sync::mpsc::{channel, Sender};
-    static QUEUE: std::sync::OnceLock<Option<std::sync::Mutex<Sender<std::path::PathBuf>>>> =
+    static QUEUE: std::sync::OnceLock<Option<Sender<std::path::PathBuf>>> =
         std::sync::OnceLock::new();
     let queue = QUEUE.get_or_init(|| {
         let (tx, rx) = channel::<std::path::PathBuf>();
@@ -133,15 +133,13 @@ fn delete_in_background(path: std::path::PathBuf) {
                 }
             })
             .ok()
-            .map(|_| std::sync::Mutex::new(tx))
+            .map(|_| tx)
     });
-    let sent = queue.as_ref().map(|q| {
-        q.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(path.clone())
-            .is_ok()
-    });
-    if sent != Some(true) {
+    let unsent = match queue {
+        Some(tx) => tx.send(path).err().map(|e| e.0),
+        None => Some(path),
+    };
+    if let Some(path) = unsent {
         // no deleting thread
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path));
     }

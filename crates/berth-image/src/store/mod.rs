@@ -85,7 +85,7 @@ fn fsync_dir(dir: &Path) -> Result<(), ImageError> {
 /// file it creates, so a layer unpacked right after an image was removed (re-pulling it, or
 /// the pull benchmark) spent most of its time there (10-12 s instead of 2.4 s for a 250 MB
 /// image). Best effort: file systems without the flag keep their own placement.
-pub fn spread_subdirectories(dir: &Path) {
+fn spread_subdirectories(dir: &Path) {
     set_top_directory(dir, true);
 }
 
