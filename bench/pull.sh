@@ -39,6 +39,8 @@
 # Env:   BERTH=/path/to/berth   use this binary (default: cargo build --release -p berth)
 #        CACHE=/var/tmp/berth-bench-cache   generated layers / OCI layout (kept)
 #        RUNS=5 (cold/second rounds, >= 5)  WARM_RUNS=20  WARMUP_ROUNDS=1
+#        SETTLE_WAIT=15 SETTLE_CPU=10: every prepare (all engines alike) ends by waiting at
+#          most SETTLE_WAIT s for the CPUs to be under SETTLE_CPU % busy over one second
 #        STATE_FS="host ext4"   ENGINES="berth docker podman skopeo"   PORT (default: free)
 #        MIRROR (default: the first Debian URI in apt's sources)   VERIFY=1   KEEP_TMP=1
 #        DOCKER=docker CLI to use (default /usr/bin/docker from docker.io when present)
@@ -54,6 +56,8 @@ CACHE="${CACHE:-/var/tmp/berth-bench-cache}"
 RUNS="${RUNS:-5}"
 WARM_RUNS="${WARM_RUNS:-20}"
 WARMUP_ROUNDS="${WARMUP_ROUNDS:-1}"
+SETTLE_WAIT="${SETTLE_WAIT:-15}"
+SETTLE_CPU="${SETTLE_CPU:-10}"
 ENGINES="${ENGINES:-berth docker podman skopeo}"
 STATE_FS="${STATE_FS:-host ext4}"
 VERIFY="${VERIFY:-1}"
@@ -431,7 +435,13 @@ export DOCKER_HOST=$(q "${DOCKER_HOST:-}"); [ -n "\$DOCKER_HOST" ] || unset DOCK
 export CONTAINERS_CONF=$(q "$CONTAINERS_CONF")
 fail() { echo "prepare: \$*" >&2; exit 1; }
 ENV
-    prep() { { echo ". $(q "$PREP/env.sh")"; echo "$2"; echo "sync"; } >"$PREP/$1.sh"; }
+    # after the removal and its sync, wait for quiet CPUs (all engines alike): a removal's
+    # background work (dockerd's, podman's, the kernel's writeback) must not land in the next
+    # engine's pull; a prepare that never saw quiet CPUs is noted in unsettled.log
+    prep() { { echo ". $(q "$PREP/env.sh")"; echo "$2"; echo "sync"
+               echo ". $(q "$BENCH_DIR/lib.sh")"
+               echo "busy=\$(settle_cpu $SETTLE_WAIT $SETTLE_CPU) || echo \"$1 (\$busy %)\" >>$(q "$T/unsettled-$MODE.log")"
+             } >"$PREP/$1.sh"; }
     prep berth-cold '$B rmi -f "$IMG" "$IMG2" >/dev/null 2>&1 || true
 $B image prune -a -f >/dev/null
 [ -z "$($B images -q)" ] || fail "berth still lists images"
@@ -586,7 +596,9 @@ mode_section() {
     tw="$tw ($(fmt "$BW"))"
     if [ "$MODE" = host ]; then echo "### State on the host filesystem"; else echo "### State on a fresh journaled ext4 (loop device)"; fi
     echo
-    echo "$FS_DESC. Load average before / after: $LOAD_BEFORE / $LOAD_AFTER."
+    local unsettled="the CPUs were quiet before every pull"
+    [ -s "$T/unsettled-$MODE.log" ] && unsettled="the CPUs were still busy after the wait before: $(paste -sd, "$T/unsettled-$MODE.log" | sed 's/,/, /g')"
+    echo "$FS_DESC. Load average before / after: $LOAD_BEFORE / $LOAD_AFTER; $unsettled."
     echo
     echo "| engine | cold pull | second image (3 of 4 layers present) | warm pull (all present) |"
     echo "|---|---|---|---|"
@@ -658,7 +670,7 @@ SECTION="$T/section.md"
     echo "  debootstrap minbase bookworm ($(mb "$(jq '.layers[0].size' "$MAN_A")")), $NSMALL files of 1-4 KiB ($(mb "$(jq '.layers[1].size' "$MAN_A")")), 50 x 1 MiB random ($(mb "$(jq '.layers[2].size' "$MAN_A")")), top layer ($(jq '.layers[3].size' "$MAN_A") B)."
     echo "  The second image shares the first 3 layers and has its own top layer ($TOPB B) and config. Registry: Debian's docker-registry on $REG (plain HTTP)."
     echo "- Method: hyperfine -N, times end to end from the CLI with the daemons already running. Cold and second-image pulls alternate between engines: one hyperfine call per round, one run per engine, order rotated each round, $WARMUP_ROUNDS warm-up round(s) discarded, **median of $RUNS rounds** (min–max in brackets)."
-    echo "  \`--prepare\` removes the local state, checks it is gone, then runs \`sync\`: berth \`rmi -f\` + \`image prune -a -f\`; docker \`rmi -f\` + \`image prune -a -f\`; podman \`rmi -a -f\`; skopeo \`rm -rf\` of the OCI dir."
+    echo "  \`--prepare\` removes the local state, checks it is gone, runs \`sync\`, then waits up to $SETTLE_WAIT s for the CPUs to be under $SETTLE_CPU % busy over one second (all engines alike): berth \`rmi -f\` + \`image prune -a -f\`; docker \`rmi -f\` + \`image prune -a -f\`; podman \`rmi -a -f\`; skopeo \`rm -rf\` of the OCI dir."
     echo "  Second image: the first image is present, the second one and its own top layer are not. Warm: everything present; one hyperfine run with all engines, 3 warm-ups, $WARM_RUNS runs."
     echo "  berth, docker and podman download, verify and unpack (ready to run); skopeo only downloads. Each engine keeps its state (berth --root, dockerd --data-root, podman --root, skopeo's OCI dir) on the filesystem named in the heading; berth and dockerd are private instances started by the script."
     echo "- Why two filesystems: ext4 without a journal skips inodes freed in the last 60 s (360 s while their inode-table block is dirty) when it allocates new ones, one lookup each (fs/ext4/ialloc.c recently_deleted()), so a pull right after removing the previous copy can spend most of its time in the kernel, by an amount that depends on where the inodes land. The journaled ext4 shows the engines without that effect."

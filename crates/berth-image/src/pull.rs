@@ -227,12 +227,7 @@ impl Puller {
             }
         }
 
-        // Layers: all at once, bounded; their data is written back while they unpack.
-        let mut missing = false;
-        for chain in &chains {
-            missing |= !self.store.has_snapshot(chain)?;
-        }
-        let _flusher = missing.then(|| self.store.background_flush());
+        // Layers: all at once, bounded.
         let sem = Arc::new(tokio::sync::Semaphore::new(
             self.options.max_concurrent_downloads.max(1),
         ));
@@ -282,7 +277,9 @@ impl Puller {
             .tagged()
             .and_then(|t| self.store.resolve(&t).ok())
             .map(|img| img.id);
-        if downloaded {
+        // the snapshots' data reaches the disk after the pull returns (see the store's
+        // documentation), or before the image is recorded where that cannot be tracked
+        if downloaded && !self.store.sync_in_background() {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.sync())
                 .await

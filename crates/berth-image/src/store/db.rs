@@ -9,7 +9,8 @@ use crate::digest::Digest;
 use crate::error::ImageError;
 use crate::reference::Reference;
 
-const SCHEMA_VERSION: i64 = 1;
+// 2: `unsynced` (snapshots whose data may not be on the disk yet)
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -46,6 +47,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     diff_id TEXT NOT NULL,
     size INTEGER NOT NULL,
     created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unsynced (
+    chain_id TEXT PRIMARY KEY REFERENCES snapshots(chain_id) ON DELETE CASCADE,
+    boot_id TEXT NOT NULL
 );
 ";
 
@@ -177,18 +182,65 @@ pub(super) fn has_snapshot(conn: &Connection, chain: &Digest) -> Result<bool, Im
     .map_err(ImageError::db("looking up snapshot"))
 }
 
+/// Records a committed snapshot; with `unsynced_boot`, also that its data may still be only in
+/// the page cache of that boot (one transaction, so no snapshot is ever recorded as synced by
+/// mistake).
 pub(super) fn insert_snapshot(
-    conn: &Connection,
+    conn: &mut Connection,
     chain: &Digest,
     diff: &Digest,
     size: u64,
+    unsynced_boot: Option<&str>,
 ) -> Result<(), ImageError> {
-    conn.execute(
-        "INSERT OR IGNORE INTO snapshots (chain_id, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![chain.to_string(), diff.to_string(), size as i64, now()],
-    )
-    .map_err(ImageError::db("recording snapshot"))?;
-    Ok(())
+    let tx = conn
+        .transaction()
+        .map_err(ImageError::db("recording snapshot"))?;
+    let added = tx
+        .execute(
+            "INSERT OR IGNORE INTO snapshots (chain_id, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![chain.to_string(), diff.to_string(), size as i64, now()],
+        )
+        .map_err(ImageError::db("recording snapshot"))?;
+    if let (1, Some(boot)) = (added, unsynced_boot) {
+        tx.execute(
+            "INSERT OR REPLACE INTO unsynced (chain_id, boot_id) VALUES (?1, ?2)",
+            params![chain.to_string(), boot],
+        )
+        .map_err(ImageError::db("recording snapshot"))?;
+    }
+    tx.commit().map_err(ImageError::db("recording snapshot"))
+}
+
+/// Snapshots not yet known to be on the disk: (chain hex, boot ID of their commit).
+pub(super) fn unsynced(conn: &Connection) -> Result<Vec<(String, String)>, ImageError> {
+    let mut stmt = conn
+        .prepare("SELECT chain_id, boot_id FROM unsynced")
+        .map_err(ImageError::db("listing unsynced snapshots"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(ImageError::db("listing unsynced snapshots"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ImageError::db("listing unsynced snapshots"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, b)| (c.trim_start_matches("sha256:").to_string(), b))
+        .collect())
+}
+
+/// Marks snapshots (chain hex) as on the disk.
+pub(super) fn mark_synced(conn: &mut Connection, chain_hexes: &[String]) -> Result<(), ImageError> {
+    let tx = conn
+        .transaction()
+        .map_err(ImageError::db("marking snapshots synced"))?;
+    for hex in chain_hexes {
+        tx.execute(
+            "DELETE FROM unsynced WHERE chain_id = ?1",
+            [format!("sha256:{hex}")],
+        )
+        .map_err(ImageError::db("marking snapshots synced"))?;
+    }
+    tx.commit()
+        .map_err(ImageError::db("marking snapshots synced"))
 }
 
 pub(super) fn snapshot_ids(conn: &Connection) -> Result<HashSet<String>, ImageError> {

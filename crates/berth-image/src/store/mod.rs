@@ -9,6 +9,16 @@
 //! snapshots/.tmp-*            layers being unpacked; removed at start-up
 //! images.db                   SQLite, WAL mode
 //! ```
+//!
+//! Durability: blobs are fsync'ed before they are renamed into place. A snapshot's files are
+//! not: a pull records its snapshots and its image as soon as the layers are unpacked, with
+//! each snapshot marked unsynced (with the kernel's boot ID), and a background thread then
+//! flushes the file system once (`syncfs`) and clears the marks. Waiting for that flush was a
+//! fifth of a cold pull, and a daemon `kill -9` cannot lose page-cache data. What a power loss
+//! can lose is caught at the next start: marks from another boot mean the data may never have
+//! reached the disk, so those snapshots and the images that use them are dropped (their layer
+//! blobs are durable: pulling again unpacks them without downloading); marks from this boot
+//! are flushed then.
 
 mod db;
 mod gc;
@@ -24,28 +34,141 @@ pub use gc::GcReport;
 use crate::digest::{Digest, DigestHasher};
 use crate::error::ImageError;
 
-/// How often [`Store::background_flush`] starts a writeback.
-pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Stops the background writeback of [`Store::background_flush`] when dropped.
-pub struct Flusher {
-    stop: std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>,
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        let (lock, cvar) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cvar.notify_all();
-    }
-}
-
 /// The content store. Cheap to share behind an `Arc`.
 pub struct Store {
     root: PathBuf,
     db: Mutex<rusqlite::Connection>,
     /// Held shared by pulls while they add content, exclusively by GC.
     gc_lock: tokio::sync::RwLock<()>,
+    /// Flushes committed snapshots to the disk in the background.
+    syncer: Syncer,
+}
+
+/// The kernel's boot ID, read once; `None` where it cannot be read, and then every pull
+/// flushes its snapshots before it records its image, as there would be no telling after a
+/// restart whether the machine went down in between.
+fn boot_id() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Flushes asked for, and finished (each covers every mark made before it started).
+    requested: u64,
+    done: u64,
+    /// Whether the thread runs.
+    started: bool,
+    /// The store is gone: the thread ends once nothing is asked of it.
+    stop: bool,
+}
+
+/// One thread that, when asked, flushes the store's file system and clears the unsynced marks
+/// that were there before the flush began. Requests made while a flush runs share the next one.
+struct Syncer {
+    root: PathBuf,
+    state: std::sync::Arc<(Mutex<SyncState>, std::sync::Condvar)>,
+}
+
+impl Syncer {
+    fn new(root: &Path) -> Syncer {
+        Syncer {
+            root: root.to_path_buf(),
+            state: Default::default(),
+        }
+    }
+
+    fn request(&self) {
+        let (lock, cvar) = &*self.state;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        st.requested += 1;
+        if !st.started {
+            let root = self.root.clone();
+            let state = self.state.clone();
+            let spawned = std::thread::Builder::new()
+                .name("berth-sync".into())
+                .spawn(move || sync_thread(&root, &state));
+            match spawned {
+                Ok(_) => st.started = true,
+                Err(e) => {
+                    // the marks stay; the next start flushes them (same boot) or drops them
+                    tracing::warn!(error = %e, "cannot start the snapshot flush thread");
+                    st.done = st.requested;
+                }
+            }
+        }
+        cvar.notify_all();
+    }
+
+    fn wait(&self) {
+        let (lock, cvar) = &*self.state;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let target = st.requested;
+        while st.done < target {
+            st = cvar.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.state;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cvar.notify_all();
+    }
+}
+
+fn sync_thread(root: &Path, state: &(Mutex<SyncState>, std::sync::Condvar)) {
+    let (lock, cvar) = state;
+    let mut conn = None;
+    loop {
+        let target = {
+            let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while st.done == st.requested && !st.stop {
+                st = cvar.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.done == st.requested {
+                return;
+            }
+            st.requested
+        };
+        if conn.is_none() {
+            conn = db::open(&root.join("images.db"))
+                .map_err(|e| tracing::warn!(error = %e, "snapshot flush: cannot open the database"))
+                .ok();
+        }
+        if let Some(conn) = conn.as_mut() {
+            if let Err(e) = sync_marked(root, conn) {
+                // the marks stay: the next flush, or the next start, tries again
+                tracing::warn!(error = %e, "flushing pulled snapshots to the disk");
+            }
+        }
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        st.done = target;
+        cvar.notify_all();
+    }
+}
+
+/// Flushes the file system and clears the marks of this boot that existed before the flush.
+fn sync_marked(root: &Path, conn: &mut rusqlite::Connection) -> Result<(), ImageError> {
+    let boot = boot_id();
+    let marked: Vec<String> = db::unsynced(conn)?
+        .into_iter()
+        .filter(|(_, b)| Some(b.as_str()) == boot)
+        .map(|(chain, _)| chain)
+        .collect();
+    if marked.is_empty() {
+        return Ok(());
+    }
+    let f = File::open(root).map_err(ImageError::io("opening", root))?;
+    rustix::fs::syncfs(&f).map_err(|e| ImageError::io("syncing", root)(e.into()))?;
+    db::mark_synced(conn, &marked)
 }
 
 /// How to mount an image's layers, without mounting anything.
@@ -139,6 +262,7 @@ impl Store {
             root: root.to_path_buf(),
             db: Mutex::new(conn),
             gc_lock: tokio::sync::RwLock::new(()),
+            syncer: Syncer::new(root),
         };
         store.repair()?;
         Ok(store)
@@ -256,7 +380,9 @@ impl Store {
         db::has_snapshot(&self.conn(), chain_id)
     }
 
-    /// Makes an unpacked layer a snapshot: syncs it, renames it into place, records it.
+    /// Makes an unpacked layer a snapshot: renames it into place and records it, marked
+    /// unsynced (see the module documentation) until [`Store::sync_in_background`] has
+    /// flushed it, or flushed at once where the boot ID is unknown.
     pub fn commit_snapshot(
         &self,
         tmp: &Path,
@@ -265,57 +391,38 @@ impl Store {
         size: u64,
     ) -> Result<(), ImageError> {
         let dst = self.snapshot_dir(chain_id);
-        // No syncfs per layer: it flushes the whole file system (unrelated writes included) and
-        // dominated pulls under load. A kill -9 cannot lose page-cache data, so rename + row is
-        // enough for the crash guarantees; the puller calls `sync` once before the image row.
         if dst.exists() {
             // committed meanwhile by another pull, or left over without a row: keep one copy
             self.discard_tmp(tmp);
         } else {
             fs::rename(tmp, &dst).map_err(ImageError::io("renaming snapshot into place", &dst))?;
-            fsync_dir(&self.root.join("snapshots"))?;
+            if boot_id().is_none() {
+                fsync_dir(&self.root.join("snapshots"))?;
+            }
         }
-        db::insert_snapshot(&self.conn(), chain_id, diff_id, size)
+        db::insert_snapshot(&mut self.conn(), chain_id, diff_id, size, boot_id())
     }
 
-    /// Flushes the store's file system once (before an image is recorded), so a power loss
-    /// does not leave a recorded image whose layers never reached the disk.
+    /// Flushes the store's file system once, so a power loss does not leave a recorded image
+    /// whose layers never reached the disk. Blocks; for where no boot ID can be read.
     pub fn sync(&self) -> Result<(), ImageError> {
         let f = File::open(&self.root).map_err(ImageError::io("opening", &self.root))?;
         rustix::fs::syncfs(&f).map_err(|e| ImageError::io("syncing", &self.root)(e.into()))
     }
 
-    /// Starts writing the store's dirty data back while layers are still being unpacked: a
-    /// thread calls syncfs every [`FLUSH_INTERVAL`] until the guard is dropped. The disk then
-    /// works while the CPU decompresses, and the final [`Store::sync`] finds little left to
-    /// wait for (it took about a third of a cold pull of a 250 MB image on its own). Nothing
-    /// waits on this thread; a failure to start it only loses the overlap.
-    pub fn background_flush(&self) -> Flusher {
-        let stop = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let f = match File::open(&self.root) {
-            Ok(f) => f,
-            Err(_) => return Flusher { stop },
-        };
-        let theirs = stop.clone();
-        let _ = std::thread::Builder::new()
-            .name("berth-flush".into())
-            .spawn(move || {
-                let (lock, cvar) = &*theirs;
-                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                while !*stopped {
-                    drop(stopped);
-                    let _ = rustix::fs::syncfs(&f);
-                    stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    if *stopped {
-                        break;
-                    }
-                    stopped = cvar
-                        .wait_timeout(stopped, FLUSH_INTERVAL)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            });
-        Flusher { stop }
+    /// Asks the background thread to flush the snapshots committed so far; false (nothing
+    /// asked) where the boot ID is unknown and the caller must [`Store::sync`] itself.
+    pub fn sync_in_background(&self) -> bool {
+        if boot_id().is_none() {
+            return false;
+        }
+        self.syncer.request();
+        true
+    }
+
+    /// Waits until every flush asked for so far has finished.
+    pub fn wait_synced(&self) {
+        self.syncer.wait();
     }
 
     /// Mount description for an image's layer chain (no mounting happens here).
@@ -363,6 +470,24 @@ impl Store {
     /// Removes the partial state a crash may have left: unfinished snapshot dirs, temp blobs,
     /// snapshot dirs without rows, rows without dirs (and images that relied on them).
     fn repair(&self) -> Result<(), ImageError> {
+        // snapshots marked unsynced in another boot may have lost data in a power loss
+        let boot = boot_id();
+        let (here, lost): (Vec<_>, Vec<_>) = db::unsynced(&self.conn())?
+            .into_iter()
+            .partition(|(_, b)| Some(b.as_str()) == boot);
+        if !lost.is_empty() {
+            let lost: Vec<String> = lost.into_iter().map(|(chain, _)| chain).collect();
+            tracing::warn!(
+                snapshots = ?lost,
+                "layers unpacked just before the machine went down may not have reached the disk; \
+                 dropping them and the images that use them (pull those images again: their \
+                 layers are stored and are not downloaded again)"
+            );
+            db::drop_snapshots(&mut self.conn(), &lost)?;
+        }
+        if !here.is_empty() {
+            self.syncer.request();
+        }
         let snaps = self.root.join("snapshots");
         let recorded = db::snapshot_ids(&self.conn())?;
         let mut on_disk = std::collections::HashSet::new();
@@ -398,6 +523,125 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Commits a one-file snapshot for `name` and returns its chain ID.
+    fn snapshot(store: &Store, name: &str) -> Digest {
+        let chain = Digest::of(name.as_bytes());
+        let tmp = store.snapshot_tmp(&chain).expect("tmp");
+        fs::write(tmp.join("file"), name).expect("write");
+        store
+            .commit_snapshot(&tmp, &chain, &Digest::of(b"diff"), 4)
+            .expect("commit");
+        chain
+    }
+
+    fn image(store: &Store, name: &str, chain: &Digest) {
+        let layer = LayerRecord {
+            chain_id: chain.clone(),
+            diff_id: Digest::of(b"diff"),
+            blob: Digest::of(b"blob"),
+            blob_size: 4,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size: 4,
+        };
+        store
+            .put_image(&NewImage {
+                id: Digest::of(name.as_bytes()),
+                manifest_digest: Digest::of(b"manifest"),
+                manifest_media_type: crate::manifest::OCI_MANIFEST.into(),
+                index_digest: None,
+                created: None,
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+                layers: vec![layer],
+                tag: Some(format!("example.com/{name}:latest")),
+                repo_digest: None,
+            })
+            .expect("image");
+    }
+
+    fn unsynced(store: &Store) -> Vec<(String, String)> {
+        db::unsynced(&store.conn()).expect("unsynced")
+    }
+
+    #[test]
+    fn snapshots_stay_marked_until_the_background_flush() {
+        let Some(boot) = boot_id() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let chain = snapshot(&store, "a");
+        assert_eq!(
+            unsynced(&store),
+            vec![(chain.hex().to_string(), boot.to_string())]
+        );
+        assert!(store.sync_in_background());
+        store.wait_synced();
+        assert!(
+            unsynced(&store).is_empty(),
+            "flushed: {:?}",
+            unsynced(&store)
+        );
+        assert!(store.has_snapshot(&chain).expect("has"));
+        assert!(store.snapshot_dir(&chain).join("file").is_file());
+    }
+
+    #[test]
+    fn a_start_in_another_boot_drops_unsynced_snapshots_and_their_images() {
+        if boot_id().is_none() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (kept, lost) = {
+            let store = Store::open(dir.path()).expect("store");
+            let kept = snapshot(&store, "kept");
+            let lost = snapshot(&store, "lost");
+            image(&store, "keeper", &kept);
+            image(&store, "loser", &lost);
+            store.sync_in_background();
+            store.wait_synced();
+            // as if `lost` were committed in a boot that ended before its flush
+            store
+                .conn()
+                .execute(
+                    "INSERT INTO unsynced (chain_id, boot_id) VALUES (?1, 'an-earlier-boot')",
+                    [lost.to_string()],
+                )
+                .expect("mark");
+            (kept, lost)
+        };
+        let store = Store::open(dir.path()).expect("reopen");
+        assert!(!store.has_snapshot(&lost).expect("has"));
+        assert!(
+            !store.snapshot_dir(&lost).exists(),
+            "its directory is removed too"
+        );
+        assert!(store.resolve("example.com/loser:latest").is_err());
+        assert!(store.has_snapshot(&kept).expect("has"));
+        assert!(store.resolve("example.com/keeper:latest").is_ok());
+        assert!(unsynced(&store).is_empty());
+    }
+
+    #[test]
+    fn a_start_in_the_same_boot_flushes_what_was_left_marked() {
+        if boot_id().is_none() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = {
+            let store = Store::open(dir.path()).expect("store");
+            let chain = snapshot(&store, "a");
+            image(&store, "img", &chain);
+            // the daemon died before it asked for the flush
+            assert_eq!(unsynced(&store).len(), 1);
+            chain
+        };
+        let store = Store::open(dir.path()).expect("reopen");
+        store.wait_synced();
+        assert!(unsynced(&store).is_empty());
+        assert!(store.has_snapshot(&chain).expect("has"));
+        assert!(store.resolve("example.com/img:latest").is_ok());
+    }
 
     #[test]
     fn snapshot_directory_spreads_its_subdirectories() {
