@@ -115,9 +115,8 @@ impl Engine {
         std::fs::create_dir_all(&containers_dir).map_err(|e| {
             EngineError::Internal(format!("creating {}: {e}", containers_dir.display()))
         })?;
-        // containers' directories next to each other (an earlier berth marked it +T; see
-        // gather_subdirectories)
-        berth_image::store::gather_subdirectories(&containers_dir);
+        // each container's directory in a block group of its own (see spread_subdirectories)
+        berth_image::store::spread_subdirectories(&containers_dir);
         if config.cgroup_favordynmods {
             match berth_runtime::cgroup::favor_dynamic_modifications() {
                 Ok(Some(mount)) => {
