@@ -377,7 +377,8 @@ impl Store {
 
     /// Makes an unpacked layer a snapshot: renames it into place and records it, marked
     /// unsynced (see the module documentation) until [`Store::sync_in_background`] has
-    /// flushed it, or flushed at once where the boot ID is unknown.
+    /// flushed it. Where the boot ID is unknown nothing is marked, and the puller calls
+    /// [`Store::sync`] before it records the image.
     pub fn commit_snapshot(
         &self,
         tmp: &Path,
