@@ -328,8 +328,10 @@ priv_test! {
         }).collect();
         assert!(leftovers.is_empty(), "no container cgroup left behind: {leftovers:?}");
         drop(f);
-        for ctl in ["blkio", "cpu,cpuacct", "cpuset", "devices", "freezer", "memory", "net_cls,net_prio", "perf_event", "hugetlb", "pids", "rdma", "misc", "unified"] {
-            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctl}/{parent}"));
+        // every hierarchy this host mounts (cpu and cpuacct are separate ones here, co-mounted
+        // elsewhere; a fixed list left the parent behind in some)
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
         }
     }
 }
