@@ -161,6 +161,18 @@ fn is_zombie(pid: i32) -> bool {
 
 impl Drop for Berth {
     fn drop(&mut self) {
+        // containers a test left behind go first: with the daemon gone and the root deleted,
+        // a running one would keep its shim and cgroup until it ended on its own
+        if self.daemon_pid().is_some() {
+            let ids = self.run(&["--no-autostart", "ps", "-aq"]);
+            let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["--no-autostart", "rm", "-f"];
+                args.extend(ids);
+                let _ = self.run(&args);
+            }
+        }
         self.kill_daemon(15);
         if let Some(mut child) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = child.wait();
