@@ -127,9 +127,7 @@ fn delete_in_background(path: std::path::PathBuf) {
             .spawn(move || {
                 berth_runtime::idle_priority();
                 for path in rx {
-                    if let Err(e) = std::fs::remove_dir_all(&path) {
-                        tracing::warn!(path = %path.display(), error = %e, "removing a container's directory");
-                    }
+                    delete_tree(&path);
                 }
             })
             .ok()
@@ -141,7 +139,13 @@ fn delete_in_background(path: std::path::PathBuf) {
     };
     if let Some(path) = unsent {
         // no deleting thread
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path));
+        tokio::task::spawn_blocking(move || delete_tree(&path));
+    }
+}
+
+fn delete_tree(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        tracing::warn!(path = %path.display(), error = %e, "removing a container's directory");
     }
 }
 

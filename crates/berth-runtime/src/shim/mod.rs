@@ -242,13 +242,6 @@ struct HelperReport {
     code: Option<u8>,
 }
 
-/// Creates the container from a short-lived child of the shim: the child parses the spec,
-/// creates the container process (which then waits for `start`), joins it to its cgroup and
-/// hands the pid and the container's status and start pipes back, then exits; the container
-/// process is re-parented to the shim, its subreaper. Everything creating a container touches
-/// (the parsed spec, the seccomp program, mount tables, deep stacks, page tables for most of
-/// the binary) lives and dies in the helper, so the shim that stays for the container's
-/// lifetime holds only what its poll loop needs.
 /// The create helper that reported its container and was left to exit on its own, while
 /// the container started: [`reap_helper`] collects it (0: none).
 static UNREAPED_HELPER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -269,6 +262,13 @@ fn reap_helper() {
     reap(UNREAPED_HELPER.swap(0, std::sync::atomic::Ordering::Relaxed));
 }
 
+/// Creates the container from a short-lived child of the shim: the child parses the spec,
+/// creates the container process (which then waits for `start`), joins it to its cgroup and
+/// hands the pid and the container's status and start pipes back, then exits; the container
+/// process is re-parented to the shim, its subreaper. Everything creating a container touches
+/// (the parsed spec, the seccomp program, mount tables, deep stacks, page tables for most of
+/// the binary) lives and dies in the helper, so the shim that stays for the container's
+/// lifetime holds only what its poll loop needs.
 fn create_in_helper(
     config: &ShimConfig,
     cgroup: &mut dyn ShimCgroup,
