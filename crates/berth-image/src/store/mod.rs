@@ -37,7 +37,9 @@ use crate::error::ImageError;
 /// The content store. Cheap to share behind an `Arc`.
 pub struct Store {
     root: PathBuf,
-    db: Mutex<rusqlite::Connection>,
+    /// The one connection to `images.db`, shared with the flush thread: a second connection
+    /// writing beside it made the store's deferred transactions fail with SQLITE_BUSY.
+    db: std::sync::Arc<Mutex<rusqlite::Connection>>,
     /// Held shared by pulls while they add content, exclusively by GC.
     gc_lock: tokio::sync::RwLock<()>,
     /// Flushes committed snapshots to the disk in the background.
@@ -73,13 +75,15 @@ struct SyncState {
 /// that were there before the flush began. Requests made while a flush runs share the next one.
 struct Syncer {
     root: PathBuf,
+    db: std::sync::Arc<Mutex<rusqlite::Connection>>,
     state: std::sync::Arc<(Mutex<SyncState>, std::sync::Condvar)>,
 }
 
 impl Syncer {
-    fn new(root: &Path) -> Syncer {
+    fn new(root: &Path, db: std::sync::Arc<Mutex<rusqlite::Connection>>) -> Syncer {
         Syncer {
             root: root.to_path_buf(),
+            db,
             state: Default::default(),
         }
     }
@@ -90,10 +94,11 @@ impl Syncer {
         st.requested += 1;
         if !st.started {
             let root = self.root.clone();
+            let db = self.db.clone();
             let state = self.state.clone();
             let spawned = std::thread::Builder::new()
                 .name("berth-sync".into())
-                .spawn(move || sync_thread(&root, &state));
+                .spawn(move || sync_thread(&root, &db, &state));
             match spawned {
                 Ok(_) => st.started = true,
                 Err(e) => {
@@ -124,9 +129,12 @@ impl Drop for Syncer {
     }
 }
 
-fn sync_thread(root: &Path, state: &(Mutex<SyncState>, std::sync::Condvar)) {
+fn sync_thread(
+    root: &Path,
+    db: &Mutex<rusqlite::Connection>,
+    state: &(Mutex<SyncState>, std::sync::Condvar),
+) {
     let (lock, cvar) = state;
-    let mut conn = None;
     loop {
         let target = {
             let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,16 +146,9 @@ fn sync_thread(root: &Path, state: &(Mutex<SyncState>, std::sync::Condvar)) {
             }
             st.requested
         };
-        if conn.is_none() {
-            conn = db::open(&root.join("images.db"))
-                .map_err(|e| tracing::warn!(error = %e, "snapshot flush: cannot open the database"))
-                .ok();
-        }
-        if let Some(conn) = conn.as_mut() {
-            if let Err(e) = sync_marked(root, conn) {
-                // the marks stay: the next flush, or the next start, tries again
-                tracing::warn!(error = %e, "flushing pulled snapshots to the disk");
-            }
+        if let Err(e) = sync_marked(root, db) {
+            // the marks stay: the next flush, or the next start, tries again
+            tracing::warn!(error = %e, "flushing pulled snapshots to the disk");
         }
         let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
         st.done = target;
@@ -156,9 +157,11 @@ fn sync_thread(root: &Path, state: &(Mutex<SyncState>, std::sync::Condvar)) {
 }
 
 /// Flushes the file system and clears the marks of this boot that existed before the flush.
-fn sync_marked(root: &Path, conn: &mut rusqlite::Connection) -> Result<(), ImageError> {
+/// The connection is held only to read and to clear the marks, not across the flush.
+fn sync_marked(root: &Path, conn: &Mutex<rusqlite::Connection>) -> Result<(), ImageError> {
+    let lock = || conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let boot = boot_id();
-    let marked: Vec<String> = db::unsynced(conn)?
+    let marked: Vec<String> = db::unsynced(&lock())?
         .into_iter()
         .filter(|(_, b)| Some(b.as_str()) == boot)
         .map(|(chain, _)| chain)
@@ -168,7 +171,7 @@ fn sync_marked(root: &Path, conn: &mut rusqlite::Connection) -> Result<(), Image
     }
     let f = File::open(root).map_err(ImageError::io("opening", root))?;
     rustix::fs::syncfs(&f).map_err(|e| ImageError::io("syncing", root)(e.into()))?;
-    db::mark_synced(conn, &marked)
+    db::mark_synced(&mut lock(), &marked)
 }
 
 /// How to mount an image's layers, without mounting anything.
@@ -252,12 +255,12 @@ impl Store {
             fs::create_dir_all(&p).map_err(ImageError::io("creating", &p))?;
         }
         spread_subdirectories(&root.join("snapshots"));
-        let conn = db::open(&root.join("images.db"))?;
+        let db = std::sync::Arc::new(Mutex::new(db::open(&root.join("images.db"))?));
         let store = Store {
             root: root.to_path_buf(),
-            db: Mutex::new(conn),
+            db: db.clone(),
             gc_lock: tokio::sync::RwLock::new(()),
-            syncer: Syncer::new(root),
+            syncer: Syncer::new(root, db),
         };
         store.repair()?;
         Ok(store)
