@@ -4,10 +4,14 @@
 #   A  start-to-exit of `run --rm IMG true` on each engine's default bridge, and with
 #      --network none (hyperfine -N, medians).  The bridge's cost is the difference.
 #   B  TCP throughput host -> container through a published port: iperf3 -c 127.0.0.1 and
-#      -c <the bridge's own address> (the host's address in this namespace), berth (nftables
-#      DNAT in the kernel) vs docker (its default docker-proxy userland path) vs podman
-#      (netavark: iptables DNAT), plus the direct veth path (iperf3 -c <container address>)
-#      as the reference the published path is compared with.
+#      -c <the bridge's own address> (the host's address in this namespace), berth (its
+#      default: connections made on the host are translated at connect() by a cgroup BPF
+#      program, so they skip NAT), berth with `daemon --local-ports nat` (nftables DNAT of
+#      every packet; the same container, its daemon restarted with that flag between the
+#      two kinds of rounds, which alternate) vs docker (its
+#      default docker-proxy userland path) vs podman (netavark: iptables DNAT), plus the
+#      direct veth path (iperf3 -c <container address>) as the reference the published path
+#      is compared with.
 #
 # Everything runs inside a network namespace the script creates (it re-executes itself under
 # `unshare -n`, loopback up), so the bridges, veths and nft/iptables rules all engines make
@@ -112,12 +116,16 @@ podman() { "${NOHY[@]}" "$PODMAN_BIN" --root "$T/podman" --runroot "$PRUN" "$@";
 
 has() { case " $ENGINES " in *" $1 "*) return 0 ;; esac; return 1; }
 
-if has berth; then
+start_berthd() { # [DAEMON FLAGS...]
     # not through the berth() function: `&` would fork a subshell and $! would be its pid,
     # so the cleanup's kill would leave the daemon running
-    "$BERTH" --root "$T/berth" daemon >"$T/berth.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 100); do [ -S "$T/berth/berth.sock" ] && break; sleep 0.1; done
+    "$BERTH" --root "$T/berth" daemon "$@" >>"$T/berth.log" 2>&1 &
+    BERTHD=$!
+    PIDS+=("$BERTHD")
+    for _ in $(seq 100); do "$BERTH" --root "$T/berth" --no-autostart ps -q >/dev/null 2>&1 && break; sleep 0.1; done
+}
+if has berth; then
+    start_berthd
     berth import "$T/rootfs.tar" bbnet >/dev/null 2>&1 ||
         { echo "# berth has no image import yet: berth rows use --rootfs" >&2; BERTH_ROOTFS=1; }
 fi
@@ -210,6 +218,21 @@ settle() {
         echo "$1: still $busy % busy after $SETTLE_WAIT s" >>"$RES/iperf-rounds.txt"
     fi
 }
+# one engine's rounds: iperf3 through 127.0.0.1, the host's address and directly, interleaved;
+# berth's rounds also interleave its two ways of carrying host-made connections (a daemon
+# restart between them: the container and its published port stay)
+berth_mode() { # bpf|nat: restart berth's daemon with that --local-ports unless it runs so
+    [ "$1" = "${BERTH_MODE:-bpf}" ] && return 0
+    kill "$BERTHD" && wait "$BERTHD" 2>/dev/null || true
+    start_berthd --local-ports "$1"
+    BERTH_MODE=$1
+    sleep 1
+}
+row() { # LABEL -- prints the table row of arrays L H D
+    echo "$1 127.0.0.1: ${L[*]}; $HOST_ADDR: ${H[*]}; direct: ${D[*]}" >>"$RES/iperf-rounds.txt"
+    loopback=$(median "${L[@]}") host=$(median "${H[@]}") direct=$(median "${D[@]}")
+    echo "| $1 | $loopback | $host | $direct | $(pct "$loopback" "$direct") % | $(pct "$host" "$direct") % |"
+}
 for e in berth docker podman; do
     has "$e" || continue
     settle "$e"
@@ -229,15 +252,22 @@ for e in berth docker podman; do
         ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$id") ;;
     esac
     sleep 1
-    L=() H=() D=()
+    modes=(default)
+    [ "$e" = berth ] && modes=(bpf nat)
+    declare -A ML=() MH=() MD=()
     for _ in $(seq "$IPERF_ROUNDS"); do
-        L+=("$(gbits 127.0.0.1 15201)")
-        H+=("$(gbits "$HOST_ADDR" 15201)")
-        D+=("$(gbits "$ip" 5201)")
+        for m in "${modes[@]}"; do
+            [ "$e" = berth ] && berth_mode "$m"
+            ML[$m]+=" $(gbits 127.0.0.1 15201)"
+            MH[$m]+=" $(gbits "$HOST_ADDR" 15201)"
+            MD[$m]+=" $(gbits "$ip" 5201)"
+        done
     done
-    echo "$e 127.0.0.1: ${L[*]}; $HOST_ADDR: ${H[*]}; direct: ${D[*]}" >>"$RES/iperf-rounds.txt"
-    loopback=$(median "${L[@]}") host=$(median "${H[@]}") direct=$(median "${D[@]}")
-    echo "| $e | $loopback | $host | $direct | $(pct "$loopback" "$direct") % | $(pct "$host" "$direct") % |"
+    for m in "${modes[@]}"; do
+        read -ra L <<<"${ML[$m]}"; read -ra H <<<"${MH[$m]}"; read -ra D <<<"${MD[$m]}"
+        case $m in default) row "$e" ;; bpf) row "berth" ;; nat) row "berth --local-ports nat" ;; esac
+    done
+    unset ML MH MD
     $e rm -f "$id" >/dev/null
 done
 echo

@@ -24,6 +24,7 @@ use berth_net::dns::{
     ContainerResolvConf, DnsContainer, DnsRecords, ResolvConf, Resolver, ResolverConfig,
 };
 use berth_net::link::host_interface_name;
+use berth_net::localports::{watch_addresses, LocalPorts};
 use berth_net::ports::SocketPortChecker;
 use berth_net::{
     ContainerAttachment, Ipam, IpamStore, Ipv4Subnet, Netlink, NetworkError, Nft, NftNetwork,
@@ -58,6 +59,10 @@ pub struct NetworkConfig {
     pub subnet: Ipv4Subnet,
     /// berth's nftables table.
     pub nft_table: String,
+    /// Translate host-made connections to published TCP ports at `connect()` (cgroup BPF,
+    /// [`berth_net::localports`]) instead of DNATing each of their packets; off by default
+    /// here, on by default in `berth daemon` (`--local-ports bpf`).
+    pub local_ports: bool,
 }
 
 impl Default for NetworkConfig {
@@ -70,6 +75,7 @@ impl Default for NetworkConfig {
             gateway: subnet.first_host(),
             subnet,
             nft_table: berth_net::DEFAULT_NFT_TABLE.to_string(),
+            local_ports: false,
         }
     }
 }
@@ -280,6 +286,9 @@ pub struct Networks {
     /// Host veths of exited containers being deleted in the background (interface name →
     /// task), awaited by a new endpoint of the same name.
     deleting: std::sync::Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// The connect-time translation of published ports, attached when the first port is
+    /// published (`None` inside: turned off, or the kernel refused it).
+    local_ports: tokio::sync::OnceCell<Option<Arc<LocalPorts>>>,
 }
 
 /// `--dns` servers as the embedded DNS server forwards to them.
@@ -354,6 +363,7 @@ impl Networks {
             nft_rules: Default::default(),
             publishing: Default::default(),
             deleting: Default::default(),
+            local_ports: Default::default(),
         })
     }
 
@@ -999,7 +1009,44 @@ impl Networks {
             }
         }
         self.nft.publish(ip, &mappings).map_err(net_error)?;
+        if let Some(local) = self.local_ports().await {
+            // nft alone still publishes them (each packet DNATed)
+            if let Err(e) = local.add(ip, &mappings) {
+                tracing::warn!(error = %error_chain(&e), "published ports go through nft only");
+            }
+        }
         Ok(mappings.into_iter().map(PublishedPort::from).collect())
+    }
+
+    /// The connect-time translation, attached on first use in the daemon's network namespace
+    /// with a task that keeps its set of local addresses current; `None` when turned off or
+    /// refused (said once in the log: nft then carries host-made connections too).
+    async fn local_ports(&self) -> Option<Arc<LocalPorts>> {
+        if !self.config.local_ports {
+            return None;
+        }
+        self.local_ports
+            .get_or_init(|| async {
+                match LocalPorts::attach() {
+                    Ok(local) => {
+                        let local = Arc::new(local);
+                        tracing::info!(cgroup = %local.cgroup().display(), "published ports: connections made on this host are translated at connect()");
+                        let watched = local.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = watch_addresses(watched).await {
+                                tracing::warn!(error = %error_chain(&e), "cannot follow the host's addresses: ports published on every address are translated for 127.0.0.0/8 only");
+                            }
+                        });
+                        Some(local)
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %error_chain(&e), "published ports: connections made on this host go through nft (no connect-time translation)");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 
     fn net_of(&self, endpoint: &Endpoint) -> Option<Arc<Net>> {
@@ -1021,6 +1068,22 @@ impl Networks {
         // publishing is one nft transaction: an endpoint without recorded ports has none in
         // the table, and reconcile sweeps any a crash left (so `run --rm` pays no `nft` run)
         if !endpoint.ports.is_empty() {
+            if let Some(local) = self.local_ports.get().cloned().flatten() {
+                let tcp: Vec<PortMapping> = endpoint
+                    .ports
+                    .iter()
+                    .filter(|p| p.protocol == Protocol::Tcp.as_str())
+                    .map(|p| PortMapping {
+                        host_ip: p.host_ip,
+                        host_port: p.host_port,
+                        container_port: p.container_port,
+                        protocol: Protocol::Tcp,
+                    })
+                    .collect();
+                if let Err(e) = local.remove(&tcp) {
+                    tracing::warn!(container = id, error = %error_chain(&e), "cannot stop translating published ports");
+                }
+            }
             if let Err(e) = self.nft.unpublish(endpoint.ip) {
                 tracing::warn!(container = id, error = %e, "cannot remove published ports");
             }
@@ -1169,6 +1232,20 @@ impl Networks {
             },
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "nft reconcile failed"),
+        }
+        // a new daemon starts with empty maps: the ports that stay published fill them
+        match self.nft.published() {
+            Ok(ports) if !ports.is_empty() => {
+                if let Some(local) = self.local_ports().await {
+                    for p in ports {
+                        if let Err(e) = local.add(p.container_ip, &[p.mapping]) {
+                            tracing::warn!(error = %error_chain(&e), "published ports go through nft only");
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot list published ports"),
         }
         let keep: HashSet<String> = live
             .iter()

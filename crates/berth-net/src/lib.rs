@@ -8,17 +8,22 @@
 //! - [`ports`]: parsing of `-p [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]` and host port choice.
 //! - [`nft`]: berth's own nftables table (`ip berth`): MASQUERADE, hairpin NAT and published
 //!   ports held as map elements, so adding or removing one container's ports is exact.
+//! - [`localports`]: published TCP ports for connections made on the host itself, translated
+//!   at `connect()` by two cgroup BPF programs ([`bpf`]: the raw `bpf(2)` calls and a tiny
+//!   assembler; the one module of this crate with `unsafe`), so they skip NAT.
 //! - [`sysctl`]: the few per-namespace switches NAT needs (`ip_forward`, `route_localnet`).
 //! - [`dns`]: the embedded DNS server of user-defined networks (container names, aliases and
 //!   short ids; the rest forwarded to the host's resolvers), and resolv.conf reading/writing.
 //!
 //! Defaults: bridge `berth0`, subnet [`DEFAULT_SUBNET`] (10.213.0.0/16: clear of Docker's
 //! 172.17.0.0/16 and Podman's 10.88.0.0/16), gateway the subnet's first address.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod bpf;
 pub mod dns;
 pub mod ipam;
 pub mod link;
+pub mod localports;
 pub mod nft;
 pub mod ports;
 pub mod subnet;
@@ -217,6 +222,17 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
+    /// A `bpf(2)` step of [`localports`] failed.
+    #[error("cannot {action}{}", if log.is_empty() { String::new() } else { format!("; the verifier said:\n{log}") })]
+    Bpf {
+        /// What berth was doing.
+        action: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+        /// The verifier's log, for a program the kernel refused.
+        log: String,
+    },
     /// No free host port could be found.
     #[error("no free host port for {protocol} in {first}-{last}")]
     NoFreePort {
@@ -252,7 +268,8 @@ impl NetworkError {
             | Self::NftSpawn { .. }
             | Self::Nft { .. }
             | Self::NftOutput { .. }
-            | Self::DnsBind { .. } => ErrorKind::Internal,
+            | Self::DnsBind { .. }
+            | Self::Bpf { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -47,6 +47,13 @@ pub struct Args {
     /// addresses from that subnet
     #[arg(long, env = "BERTH_BIP", default_value = "10.213.0.1/16")]
     bip: String,
+    /// How connections made on this host reach published TCP ports: `bpf` sends them
+    /// straight to the container, translated at connect() by a cgroup BPF program (no NAT
+    /// per packet; falls back to `nat` where the kernel refuses it); `nat` DNATs each of
+    /// their packets in nftables, like connections from other machines
+    #[arg(long, env = "BERTH_LOCAL_PORTS", value_name = "bpf|nat", default_value = "bpf",
+          value_parser = clap::builder::PossibleValuesParser::new(["bpf", "nat"]))]
+    local_ports: String,
 }
 
 /// Parses `10MB`, `1.5GiB`, `123` into bytes.
@@ -103,6 +110,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> Result<u8> {
             cgroup_favordynmods: args.cgroup_favordynmods,
             network: NetworkConfig {
                 bridge: (args.bridge != "none").then(|| args.bridge.clone()),
+                local_ports: args.local_ports == "bpf",
                 ..Default::default()
             }
             .with_bip(&args.bip)?,

@@ -22,6 +22,17 @@ fn curl(url: &str) -> Result<String, String> {
     }
 }
 
+/// The two ends of a TCP connection made to `addr` (as `getsockname` and `getpeername`
+/// answer): a connection berth translated at connect() starts from the bridge's address and
+/// still names `addr` as its peer; one nft DNATs starts from 127.0.0.1.
+fn ends(addr: &str) -> Result<(String, String), String> {
+    let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
+    let c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let local = c.local_addr().map_err(|e| e.to_string())?.ip().to_string();
+    Ok((local, c.peer_addr().map_err(|e| e.to_string())?.to_string()))
+}
+
 /// Host-side veths berth made (`vb…`).
 fn veths() -> Vec<String> {
     links("vb")
@@ -73,6 +84,16 @@ priv_test! {
                     Err(e) => Err(e),
                 });
             }
+            // connections made here skip NAT: translated at connect() (cgroup BPF), with the
+            // peer still the published address
+            eventually("connect-time translation", || match ends("127.0.0.1:18003") {
+                Ok((local, peer)) if local == "10.213.0.1" && peer == "127.0.0.1:18003" => Ok(()),
+                other => Err(format!("{other:?}")),
+            });
+            eventually("translation for the host's own addresses", || match ends("10.213.0.1:18004") {
+                Ok((local, peer)) if local == "10.213.0.1" && peer == "10.213.0.1:18004" => Ok(()),
+                other => Err(format!("{other:?}")),
+            });
             // berth port and docker's inspect shape
             assert_eq!(b.ok(&["port", "web3"]).trim(), "80/tcp -> 0.0.0.0:18003");
             assert_eq!(b.ok(&["port", "web3", "80"]).trim(), "0.0.0.0:18003");
@@ -115,7 +136,8 @@ priv_test! {
 priv_test! {
     fn etc_files_dns_flags_and_modes() {
         in_fresh_netns(|| {
-            let f = fixture_in_netns();
+            // (this daemon DNATs host-made connections too: checked at the end)
+            let f = crate::containers::fixture_with(Berth::with_bridge(), &["--local-ports", "nat"]);
             let b = &f.b;
             let out = b.ok(&["run", "--rm", "--hostname", "box", "--dns", "10.9.9.9", "--dns-search", "corp.example",
                 "--add-host", "db:10.1.2.3", "--ip", "10.213.7.7", "--mac-address", "02:42:0a:d5:07:07",
@@ -154,6 +176,14 @@ priv_test! {
             let addr = b.ok(&["exec", "again", "sh", "-c", "ip -4 -o addr show eth0"]);
             assert!(addr.contains("10.213."), "{addr}");
             b.ok(&["rm", "-f", "again"]);
+            // --local-ports nat: a connection made here is DNATed (it keeps 127.0.0.1)
+            serve_identity(b, &f.img, "natted", "18200:80");
+            eventually("natted answers", || match curl("http://127.0.0.1:18200/") {
+                Ok(body) if body == "natted" => Ok(()),
+                other => Err(format!("{other:?}")),
+            });
+            assert_eq!(ends("127.0.0.1:18200").expect("connect"), ("127.0.0.1".to_string(), "127.0.0.1:18200".to_string()));
+            b.ok(&["rm", "-f", "natted"]);
             no_veths_left();
         });
     }
@@ -201,12 +231,18 @@ priv_test! {
             Command::new("kill").args(["-9", &daemon.to_string()]).status().expect("kill");
             Command::new("kill").args(["-9", &pid]).status().expect("kill");
             std::thread::sleep(Duration::from_millis(500));
-            // the next command autostarts a daemon, which reconciles
+            // with the daemon gone, so are its BPF programs: nft carries the connection
             eventually("survivor answers", || match curl("http://127.0.0.1:18100/") {
                 Ok(b) if b == "survivor" => Ok(()),
                 other => Err(format!("{other:?}")),
             });
+            assert_eq!(ends("127.0.0.1:18100").expect("via nft").0, "127.0.0.1");
+            // the next command autostarts a daemon, which reconciles and translates again
             b.ok(&["ps", "-a"]);
+            eventually("translation after the restart", || match ends("127.0.0.1:18100") {
+                Ok((local, _)) if local == "10.213.0.1" => Ok(()),
+                other => Err(format!("{other:?}")),
+            });
             eventually("the crashed container's network is gone", || {
                 let left = nft_elements();
                 if left.contains("18101") || veths().len() != 1 {
