@@ -5,9 +5,11 @@
 # N times (default 50): busybox `sleep 1000` (Debian's busybox-static) as the init of new pid,
 # net, mount (with its own /proc), uts, ipc and cgroup namespaces, in a cgroup of its own in
 # every mounted v1 hierarchy (or one v2 cgroup); the `unshare` parents are killed, so no
-# supervisor process remains. Read like bench/run.sh reads the engines: MemAvailable (and
-# SUnreclaim, PageTables, KernelStack) after sync + drop_caches, before and with the N
-# "containers", divided by N. Everything it made is removed at the end.
+# supervisor process remains. Read like bench/run.sh reads the engines: MemAvailable with the
+# free pages on the per-CPU lists added back (see run.sh), the raw MemAvailable, the sum of
+# AnonPages + Slab + KernelStack + PageTables + Shmem + Percpu, and SUnreclaim, PageTables,
+# KernelStack, after sync + drop_caches, before and with the N "containers", divided by N.
+# Everything it made is removed at the end.
 #
 # Usage: bash bench/memfloor.sh   (as root)      Env: N=50 REPS=2
 # Network: none (the namespaces have only their own loopback).
@@ -37,6 +39,9 @@ cleanup() {
 trap cleanup EXIT
 
 mi() { awk -v k="$1:" '$1==k{print $2}' /proc/meminfo; }
+PAGE_KB=$(( $(getconf PAGESIZE) / 1024 ))
+pcp_kb() { awk -v p="$PAGE_KB" '$1=="count:"{s+=$2} END{print s*p}' /proc/zoneinfo; }
+parts_kb() { awk '/^(AnonPages|Slab|KernelStack|PageTables|Shmem|Percpu):/{s+=$2} END{print s}' /proc/meminfo; }
 settle() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 3; echo 3 >/proc/sys/vm/drop_caches; sleep 1; }
 
 one() { # I: one "container"
@@ -59,14 +64,14 @@ one() { # I: one "container"
 echo "# memfloor.sh  date=$(date -u +%FT%TZ) kernel=$(uname -r) N=$N REPS=$REPS"
 for r in $(seq "$REPS"); do
     settle
-    a0=$(mi MemAvailable); s0=$(mi SUnreclaim); t0=$(mi PageTables); k0=$(mi KernelStack)
+    a0=$(mi MemAvailable); q0=$(pcp_kb); c0=$(parts_kb); s0=$(mi SUnreclaim); t0=$(mi PageTables); k0=$(mi KernelStack)
     KIDS=()
     for i in $(seq "$N"); do one "$i"; done
     settle
-    a1=$(mi MemAvailable); s1=$(mi SUnreclaim); t1=$(mi PageTables); k1=$(mi KernelStack)
-    awk -v n="$N" -v r="$r" -v a=$((a0 - a1)) -v s=$((s1 - s0)) -v t=$((t1 - t0)) -v k=$((k1 - k0)) 'BEGIN{
-        printf "rep %d, per container: MemAvailable %.2f MB  SUnreclaim %.2f MB  PageTables %.0f kB  KernelStack %.0f kB\n",
-            r, a/n/1024, s/n/1024, t/n, k/n }'
+    a1=$(mi MemAvailable); q1=$(pcp_kb); c1=$(parts_kb); s1=$(mi SUnreclaim); t1=$(mi PageTables); k1=$(mi KernelStack)
+    awk -v n="$N" -v r="$r" -v a=$((a0 + q0 - a1 - q1)) -v raw=$((a0 - a1)) -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v t=$((t1 - t0)) -v k=$((k1 - k0)) 'BEGIN{
+        printf "rep %d, per container: MemAvailable %.2f MB (raw %.2f MB)  parts %.2f MB  SUnreclaim %.2f MB  PageTables %.0f kB  KernelStack %.0f kB\n",
+            r, a/n/1024, raw/n/1024, c/n/1024, s/n/1024, t/n, k/n }'
     cleanup
     KIDS=()
 done

@@ -25,7 +25,9 @@
 #      engines alike); the times of all rounds are pooled and the median is taken.
 #        D  $MEM_N idle `sleep 1000` containers per engine ($MEM_REPS repetitions): host memory
 #           before / with them / after removing them (MemAvailable and free's "used", page
-#           cache dropped before every reading), unreclaimable slab, PSS of the per-container
+#           cache dropped before every reading, the free pages on the per-CPU lists counted
+#           as free; raw MemAvailable beside it; the sum of the kernel's anon, slab, stack,
+#           page-table, shmem and percpu counters), unreclaimable slab, PSS of the per-container
 #           supervisor processes (berth shim, containerd-shim-runc-v2, conmon) and of the
 #           container processes, their memory cgroups, and the daemons' RSS growth.
 #        E  the start cases again with the kernel's favordynmods cgroup option on (berth's
@@ -527,6 +529,15 @@ have podman && { "${PN[@]}" rm -f -t 0 rb-det rb-stop >/dev/null 2>&1 || true; }
 mi() { awk -v k="$1:" '$1==k{print $2}' /proc/meminfo; }          # kB
 used_kb() { awk '/^MemTotal:/{t=$2} /^MemFree:/{f=$2} /^Buffers:/{b=$2} /^Cached:/{c=$2} /^SReclaimable:/{s=$2}
                  END{print t-f-b-c-s}' /proc/meminfo; }             # free(1)'s "used"
+# Free pages parked on the per-CPU lists (pcp) count neither in MemFree nor in MemAvailable,
+# and those lists swing by tens of MB here (up to ~40 MB per CPU on this VM's 24 GiB zone):
+# per container that is +-0.3 MB of noise in a 50-container reading. Every reading adds them
+# back (/proc/zoneinfo's per-CPU "count", in pages).
+PAGE_KB=$(( $(getconf PAGESIZE) / 1024 ))
+pcp_kb() { awk -v p="$PAGE_KB" '$1=="count:"{s+=$2} END{print s*p}' /proc/zoneinfo; }
+# what the kernel counts as taken by processes and itself: anon + slab + kernel stacks + page
+# tables + shmem + percpu
+parts_kb() { awk '/^(AnonPages|Slab|KernelStack|PageTables|Shmem|Percpu):/{s+=$2} END{print s}' /proc/meminfo; }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kb() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 sum_pss() { local s=0 p; for p in "$@"; do s=$((s + $(pss_kb "$p"))); done; echo "$s"; }
@@ -592,28 +603,30 @@ count_running() {
 now() { date +%s.%N; }
 MEMJ="$RAW/memory.jsonl"; : >"$MEMJ"
 mem_run() { # ENGINE REP
-    local e="$1" a0 a1 a2 u0 u1 u2 k0 k1 d0 d1 t0 t1 t2 t3 n sup=() ctr=() p
+    local e="$1" a0 a1 a2 u0 u1 u2 k0 k1 d0 d1 t0 t1 t2 t3 n sup=() ctr=() p q0 q1 q2 c0 c1
     mapfile -t dp < <(daemon_pids "$e")
     settle "$e before"
-    a0=$(mi MemAvailable); u0=$(used_kb); k0=$(mi SUnreclaim); d0=$(sum_rss "${dp[@]}")
+    a0=$(mi MemAvailable); q0=$(pcp_kb); u0=$(used_kb); k0=$(mi SUnreclaim); c0=$(parts_kb); d0=$(sum_rss "${dp[@]}")
     t0=$(now); start_n "$e" "$MEM_N"; t1=$(now)
     n=$(count_running "$e")
     mapfile -t sup < <(supervisors "$e")
     for p in "${sup[@]}"; do while read -r c; do ctr+=("$c"); done < <(pgrep -P "$p"); done
     settle "$e with $MEM_N"
-    a1=$(mi MemAvailable); u1=$(used_kb); k1=$(mi SUnreclaim); d1=$(sum_rss "${dp[@]}")
+    a1=$(mi MemAvailable); q1=$(pcp_kb); u1=$(used_kb); k1=$(mi SUnreclaim); c1=$(parts_kb); d1=$(sum_rss "${dp[@]}")
     local sp sr cp cg
     sp=$(sum_pss "${sup[@]}"); sr=$(sum_rss "${sup[@]}"); cp=$(sum_pss "${ctr[@]}"); cg=$(sum_cg "${ctr[@]}")
     t2=$(now); rm_all "$e"; t3=$(now)
     settle "$e after rm"
-    a2=$(mi MemAvailable); u2=$(used_kb)
+    a2=$(mi MemAvailable); q2=$(pcp_kb); u2=$(used_kb)
     jq -cn --arg e "$e" --argjson rep "$2" --argjson n "$n" --argjson nsup "${#sup[@]}" --argjson nctr "${#ctr[@]}" \
         --argjson a0 "$a0" --argjson a1 "$a1" --argjson a2 "$a2" --argjson u0 "$u0" --argjson u1 "$u1" --argjson u2 "$u2" \
         --argjson k0 "$k0" --argjson k1 "$k1" --argjson d0 "${d0:-0}" --argjson d1 "${d1:-0}" \
+        --argjson q0 "$q0" --argjson q1 "$q1" --argjson q2 "$q2" --argjson c0 "$c0" --argjson c1 "$c1" \
         --argjson sp "$sp" --argjson sr "$sr" --argjson cp "$cp" --argjson cg "$cg" \
         --argjson ts "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" --argjson tr "$(awk -v a="$t2" -v b="$t3" 'BEGIN{print b-a}')" \
         '{engine:$e, rep:$rep, running:$n, supervisors:$nsup, ctr_procs:$nctr,
-          avail_kb:[$a0,$a1,$a2], used_kb:[$u0,$u1,$u2], sunreclaim_kb:[$k0,$k1], daemon_rss_kb:[$d0,$d1],
+          avail_kb:[$a0,$a1,$a2], pcp_kb:[$q0,$q1,$q2], used_kb:[$u0,$u1,$u2], sunreclaim_kb:[$k0,$k1],
+          parts_kb:[$c0,$c1], daemon_rss_kb:[$d0,$d1],
           sup_pss_kb:$sp, sup_rss_kb:$sr, ctr_pss_kb:$cp, ctr_cgroup_kb:$cg, start_s:$ts, rm_s:$tr}' | tee -a "$MEMJ" >&2
     [ "$n" = "$MEM_N" ] || log "$e: only $n of $MEM_N containers running"
 }
@@ -720,9 +733,12 @@ PT=$(med start podman); PNn=$(med start podman-none); RT=$(med start runc); CT=$
 BC=$(med churn berth); DC=$(med churn docker); PC=$(med churn podman)
 BD=$(med detached berth-run-d); BS=$(med detached berth-stop)
 DD=$(med detached docker-run-d); DS=$(med detached docker-stop); PD=$(med detached podman-run-d); PS=$(med detached podman-stop)
-MEM_AV='(.avail_kb[0]-.avail_kb[1])/1024/.running'
-MEM_USED='(.used_kb[1]-.used_kb[0])/1024/.running'
-MEM_RM='(.avail_kb[2]-.avail_kb[1])/1024/.running'
+# (older readings have no pcp_kb: counted as 0)
+MEM_AV='((.avail_kb[0]+(.pcp_kb[0]//0))-(.avail_kb[1]+(.pcp_kb[1]//0)))/1024/.running'
+MEM_AV_RAW='(.avail_kb[0]-.avail_kb[1])/1024/.running'
+MEM_USED='((.used_kb[1]-(.pcp_kb[1]//0))-(.used_kb[0]-(.pcp_kb[0]//0)))/1024/.running'
+MEM_RM='((.avail_kb[2]+(.pcp_kb[2]//0))-(.avail_kb[1]+(.pcp_kb[1]//0)))/1024/.running'
+MEM_PARTS='if .parts_kb then (.parts_kb[1]-.parts_kb[0])/1024/.running else null end'
 MEM_SLAB='(.sunreclaim_kb[1]-.sunreclaim_kb[0])/1024/.running'
 MEM_SUP='if .supervisors>0 then .sup_pss_kb/1024/.supervisors else null end'
 MEM_CTR='if .ctr_procs>0 then .ctr_pss_kb/1024/.ctr_procs else null end'
@@ -781,14 +797,16 @@ SECTION="$T/section.md"
     echo "Per container, median of $MEM_REPS repetitions. Page cache dropped (\`sync; echo 3 > drop_caches\`) before every reading$([ "$DROP_CACHES" = 1 ] || echo ' (**not** this time: DROP_CACHES=0)'), and each reading waited (up to about ${QUIET_WAIT} s) for other compilers on the VM to finish and the CPUs to be under ${QUIET_CPU} % busy$([ ${#NQ_MEM[@]} = 0 ] && echo ' (they did every time)' || echo "; they were still running at: $(list "${NQ_MEM[@]}") -- host-wide figures (ΔMemAvailable, Δused) there are noisy; the PSS and cgroup columns are not affected")."
     echo "Supervisor: berth's per-container shim, containerd-shim-runc-v2 (docker), conmon (podman)."
     echo
-    echo "| engine | ΔMemAvailable | Δused (free) | freed by rm -f | ΔSUnreclaim | supervisor PSS | container process PSS | container memory cgroup | daemon RSS growth | start $MEM_N / rm -f $MEM_N |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "ΔMemAvailable, Δused and \"freed\" count the free pages on the kernel's per-CPU lists as free (/proc/zoneinfo \"count\"; MemFree leaves them out, and they swing by tens of MB here); \"raw\" is ΔMemAvailable as /proc/meminfo gives it. Δparts: the change of AnonPages + Slab + KernelStack + PageTables + Shmem + Percpu."
+    echo
+    echo "| engine | ΔMemAvailable | raw | Δused (free) | Δparts | freed by rm -f | ΔSUnreclaim | supervisor PSS | container process PSS | container memory cgroup | daemon RSS growth | start $MEM_N / rm -f $MEM_N |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for e in berth docker podman; do
         have "$e" || continue
-        echo "| $e | **$(mbf "$(memv "$e" "$MEM_AV")")** | $(mbf "$(memv "$e" "$MEM_USED")") | $(mbf "$(memv "$e" "$MEM_RM")") | $(mbf "$(memv "$e" "$MEM_SLAB")") | $(mbf "$(memv "$e" "$MEM_SUP")") | $(mbf "$(memv "$e" "$MEM_CTR")") | $(mbf "$(memv "$e" "$MEM_CG")") | $([ "$e" = podman ] && echo "n/a (no daemon)" || mbf "$(memv "$e" "$MEM_DMN")") | $(fmt "$(memv "$e" .start_s)") / $(fmt "$(memv "$e" .rm_s)") |"
+        echo "| $e | **$(mbf "$(memv "$e" "$MEM_AV")")** | $(mbf "$(memv "$e" "$MEM_AV_RAW")") | $(mbf "$(memv "$e" "$MEM_USED")") | $(mbf "$(memv "$e" "$MEM_PARTS")") | $(mbf "$(memv "$e" "$MEM_RM")") | $(mbf "$(memv "$e" "$MEM_SLAB")") | $(mbf "$(memv "$e" "$MEM_SUP")") | $(mbf "$(memv "$e" "$MEM_CTR")") | $(mbf "$(memv "$e" "$MEM_CG")") | $([ "$e" = podman ] && echo "n/a (no daemon)" || mbf "$(memv "$e" "$MEM_DMN")") | $(fmt "$(memv "$e" .start_s)") / $(fmt "$(memv "$e" .rm_s)") |"
     done
     echo
-    echo "Peer anchors: docker 3.0 MB, podman 0.30 MB per idle container (ΔMemAvailable)."
+    echo "Peer anchors (the issue's, raw ΔMemAvailable): docker 3.0 MB, podman 0.30 MB per idle container."
     echo
     if [ "$FDM_RAN" = 1 ]; then
         echo "### With the kernel's favordynmods cgroup option"
