@@ -246,6 +246,20 @@ pub fn release_stack_below(low: usize, high: usize, margin: usize) -> io::Result
     Ok(end - low)
 }
 
+/// Zaps the page-table entries of `[start, start + len)`, a read-only private file mapping
+/// holding no anonymous page (see `shim::memory::clean_file_mappings`): the next access maps
+/// the same file page again. The kernel frees page-table pages this leaves empty
+/// (`CONFIG_PT_RECLAIM`, Linux 6.14 and later).
+pub fn drop_file_pages(start: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the range is a whole mapping of this process that is read-only and holds only
+    // file pages, so MADV_DONTNEED changes no byte anyone can read: every page comes back
+    // from the file, unchanged, on its next access.
+    if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The page size (`sysconf(_SC_PAGESIZE)`).
 pub fn page_size() -> usize {
     // SAFETY: sysconf takes an integer and returns one.

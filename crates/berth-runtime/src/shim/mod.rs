@@ -113,6 +113,10 @@ impl Launched {
     }
 }
 
+/// How long the shim must have had nothing to do after the start before it gives back what
+/// the start touched ([`memory::release`]).
+const RELEASE_AFTER_IDLE_MS: i64 = 200;
+
 /// Written once the container runs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunState {
@@ -255,11 +259,16 @@ fn reap(pid: i32) {
     }
 }
 
-/// Reaps the create helper left to exit on its own, once the container runs (it has nothing
-/// left to do but exit, so the wait is short); a zombie would hold its task until the
-/// container exits.
+/// Reaps the create helper left to exit on its own, once the container runs and the shim
+/// has been idle a moment (the helper had nothing left to do but exit); a zombie would hold
+/// its task until the container exits. Without waiting: the loop's `wait(-1)` may have reaped
+/// it already, and its pid may then belong to an orphan the shim adopted since; one still
+/// there is reaped by that `wait` later.
 fn reap_helper() {
-    reap(UNREAPED_HELPER.swap(0, std::sync::atomic::Ordering::Relaxed));
+    let pid = UNREAPED_HELPER.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
+    }
 }
 
 /// Creates the container from a short-lived child of the shim: the child parses the spec,
@@ -703,21 +712,27 @@ pub fn run(
                 rustix::event::PollFlags::IN,
             ));
         }
-        let timeout = match drain_deadline {
-            Some(d) => {
+        let timeout = match (drain_deadline, release_pending) {
+            (Some(d), _) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
                 Some(rustix::time::Timespec {
                     tv_sec: left.as_secs() as i64,
                     tv_nsec: left.subsec_nanos() as i64,
                 })
             }
-            None => None,
+            // the release waits for a quiet moment: not on the start's path, and never for
+            // a container that is done at once
+            (None, true) => Some(rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: RELEASE_AFTER_IDLE_MS * 1_000_000,
+            }),
+            (None, false) => None,
         };
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            Ok(_) => {}
+        let ready = match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
-        }
+        };
         let revents: Vec<rustix::event::PollFlags> = fds.iter().map(|f| f.revents()).collect();
         drop(fds);
 
@@ -842,7 +857,7 @@ pub fn run(
             }
         }
         clients.retain(|c| !c.dead);
-        if release_pending {
+        if release_pending && ready == 0 && drain_deadline.is_none() {
             release_pending = false;
             reap_helper();
             memory::release();

@@ -127,6 +127,13 @@ priv_test! {
             }
             no_veths_left();
             assert_eq!(nft_elements(), "");
+            // and no connect-time translation is left: the port is refused at once (a stale
+            // one would send the connect to a gone container's address and hang there)
+            let gone: std::net::SocketAddr = "127.0.0.1:18003".parse().expect("addr");
+            match std::net::TcpStream::connect_timeout(&gone, Duration::from_secs(2)) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                other => panic!("127.0.0.1:18003 after rm: {other:?}"),
+            }
             let first = b.ok(&["run", "--rm", &f.img, "sh", "-c", "ip -4 -o addr show eth0"]);
             assert!(first.contains("10.213.0.2/16"), "addresses were not freed: {first}");
         });
