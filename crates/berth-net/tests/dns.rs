@@ -75,9 +75,18 @@ fn upstream_answer(query: &Message, behaviour: Upstream, tcp: bool) -> Option<Me
 
 impl FakeUpstream {
     async fn start(behaviour: Upstream) -> Self {
-        let udp = UdpSocket::bind(LOOPBACK).await.expect("bind udp");
-        let address = udp.local_addr().expect("addr");
-        let tcp = TcpListener::bind(address).await.expect("bind tcp");
+        // the same port for both: the kernel's free UDP port may be taken for TCP by another
+        // test's socket, so try again with another
+        let mut attempt = 0;
+        let (udp, address, tcp) = loop {
+            let udp = UdpSocket::bind(LOOPBACK).await.expect("bind udp");
+            let address = udp.local_addr().expect("addr");
+            match TcpListener::bind(address).await {
+                Ok(tcp) => break (udp, address, tcp),
+                Err(_) if attempt < 50 => attempt += 1,
+                Err(e) => panic!("bind tcp: {e}"),
+            }
+        };
         let seen: Seen = Arc::new(Mutex::new(Vec::new()));
         let record = |seen: &Seen, query: &Message, transport| {
             if let Some(q) = query.queries.first() {
