@@ -76,6 +76,14 @@ fn addr_port(addr: Ipv4Addr, port: u16) -> [u8; 8] {
     value
 }
 
+/// `r0 = bpf_map_lookup_elem(map, r10 + key)`.
+fn lookup(a: &mut Asm, map: &Map, key: i32) {
+    a.ld_map(Reg::R1, map);
+    a.mov(Reg::R2, Reg::R10);
+    a.add_imm(Reg::R2, key);
+    a.call(helper::MAP_LOOKUP_ELEM);
+}
+
 /// The `connect4` program.
 fn connect4(ports: &Map, peers: &Map) -> Vec<bpf::Insn> {
     use Reg::*;
@@ -94,29 +102,20 @@ fn connect4(ports: &Map, peers: &Map) -> Vec<bpf::Insn> {
     a.store(Size::W, R10, -8, R7);
     a.store(Size::W, R10, -4, R8);
     // published on this very address?
-    a.ld_map(R1, ports);
-    a.mov(R2, R10);
-    a.add_imm(R2, -16);
-    a.call(helper::MAP_LOOKUP_ELEM);
+    lookup(&mut a, ports, -16);
     a.jump_if(Cond::Ne, R0, 0, found);
     // is the address local: 127.0.0.0/8, or one of the namespace's (port 0 entries)?
     a.mov(R1, R7);
     a.and_imm(R1, u32::from_ne_bytes([0xff, 0, 0, 0]) as i32);
     a.jump_if(Cond::Eq, R1, u32::from_ne_bytes([127, 0, 0, 0]) as i32, any);
     a.store_imm(Size::W, R10, -4, 0);
-    a.ld_map(R1, ports);
-    a.mov(R2, R10);
-    a.add_imm(R2, -16);
-    a.call(helper::MAP_LOOKUP_ELEM);
+    lookup(&mut a, ports, -16);
     a.jump_if(Cond::Eq, R0, 0, out);
     // published on every address?
     a.bind(any);
     a.store_imm(Size::W, R10, -8, 0);
     a.store(Size::W, R10, -4, R8);
-    a.ld_map(R1, ports);
-    a.mov(R2, R10);
-    a.add_imm(R2, -16);
-    a.call(helper::MAP_LOOKUP_ELEM);
+    lookup(&mut a, ports, -16);
     a.jump_if(Cond::Eq, R0, 0, out);
     // to the container, remembering the original peer for getpeername
     a.bind(found);
@@ -150,10 +149,7 @@ fn getpeername4(peers: &Map) -> Vec<bpf::Insn> {
     a.mov(R6, R1);
     a.call(helper::GET_SOCKET_COOKIE);
     a.store(Size::Dw, R10, -8, R0);
-    a.ld_map(R1, peers);
-    a.mov(R2, R10);
-    a.add_imm(R2, -8);
-    a.call(helper::MAP_LOOKUP_ELEM);
+    lookup(&mut a, peers, -8);
     a.jump_if(Cond::Eq, R0, 0, out);
     a.load(Size::W, R1, R0, 0);
     a.store(Size::W, R6, CTX_USER_IP4, R1);
