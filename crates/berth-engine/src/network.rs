@@ -291,6 +291,20 @@ pub struct Networks {
     local_ports: tokio::sync::OnceCell<Option<Arc<LocalPorts>>>,
 }
 
+/// The TCP ones of an endpoint's recorded ports, as [`LocalPorts`] takes them.
+fn tcp_mappings(ports: &[PublishedPort]) -> Vec<PortMapping> {
+    ports
+        .iter()
+        .filter(|p| p.protocol == Protocol::Tcp.as_str())
+        .map(|p| PortMapping {
+            host_ip: p.host_ip,
+            host_port: p.host_port,
+            container_port: p.container_port,
+            protocol: Protocol::Tcp,
+        })
+        .collect()
+}
+
 /// `--dns` servers as the embedded DNS server forwards to them.
 fn dns_servers_of(dns: &[String]) -> Vec<SocketAddr> {
     dns.iter()
@@ -1069,18 +1083,7 @@ impl Networks {
         // the table, and reconcile sweeps any a crash left (so `run --rm` pays no `nft` run)
         if !endpoint.ports.is_empty() {
             if let Some(local) = self.local_ports.get().cloned().flatten() {
-                let tcp: Vec<PortMapping> = endpoint
-                    .ports
-                    .iter()
-                    .filter(|p| p.protocol == Protocol::Tcp.as_str())
-                    .map(|p| PortMapping {
-                        host_ip: p.host_ip,
-                        host_port: p.host_port,
-                        container_port: p.container_port,
-                        protocol: Protocol::Tcp,
-                    })
-                    .collect();
-                if let Err(e) = local.remove(&tcp) {
+                if let Err(e) = local.remove(&tcp_mappings(&endpoint.ports)) {
                     tracing::warn!(container = id, error = %error_chain(&e), "cannot stop translating published ports");
                 }
             }
@@ -1233,19 +1236,18 @@ impl Networks {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "nft reconcile failed"),
         }
-        // a new daemon starts with empty maps: the ports that stay published fill them
-        match self.nft.published() {
-            Ok(ports) if !ports.is_empty() => {
-                if let Some(local) = self.local_ports().await {
-                    for p in ports {
-                        if let Err(e) = local.add(p.container_ip, &[p.mapping]) {
-                            tracing::warn!(error = %error_chain(&e), "published ports go through nft only");
-                        }
+        // a new daemon starts with empty maps: the running containers' ports fill them
+        if live
+            .iter()
+            .any(|c| c.endpoints.iter().any(|e| !e.ports.is_empty()))
+        {
+            if let Some(local) = self.local_ports().await {
+                for e in live.iter().flat_map(|c| c.endpoints.iter()) {
+                    if let Err(err) = local.add(e.ip, &tcp_mappings(&e.ports)) {
+                        tracing::warn!(error = %error_chain(&err), "published ports go through nft only");
                     }
                 }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot list published ports"),
         }
         let keep: HashSet<String> = live
             .iter()
