@@ -18,7 +18,17 @@
 
 use std::path::Path;
 
-/// `[start, end)` of the mapping named `name` (e.g. `[stack]`) in `/proc/PID/maps` text.
+/// `[start, end)` of a `start-end` address range (hex) of a maps line.
+fn parse_range(range: &str) -> Option<(usize, usize)> {
+    let (start, end) = range.split_once('-')?;
+    Some((
+        usize::from_str_radix(start, 16).ok()?,
+        usize::from_str_radix(end, 16).ok()?,
+    ))
+}
+
+/// `[start, end)` of the mapping named `name` (e.g. `[stack]`) in `/proc/PID/maps` or
+/// `/proc/PID/smaps` text.
 pub(crate) fn find_mapping(maps: &str, name: &str) -> Option<(usize, usize)> {
     maps.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
@@ -26,11 +36,7 @@ pub(crate) fn find_mapping(maps: &str, name: &str) -> Option<(usize, usize)> {
         if fields.nth(4) != Some(name) {
             return None;
         }
-        let (start, end) = range.split_once('-')?;
-        Some((
-            usize::from_str_radix(start, 16).ok()?,
-            usize::from_str_radix(end, 16).ok()?,
-        ))
+        parse_range(range)
     })
 }
 
@@ -54,12 +60,7 @@ pub(crate) fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
-        if let Some((start, end)) = first.split_once('-').and_then(|(a, b)| {
-            Some((
-                usize::from_str_radix(a, 16).ok()?,
-                usize::from_str_radix(b, 16).ok()?,
-            ))
-        }) {
+        if let Some((start, end)) = parse_range(first) {
             let perms = fields.next().unwrap_or("");
             let path = fields.nth(3).unwrap_or("");
             current = (perms.len() == 4
@@ -84,20 +85,18 @@ pub(crate) fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
 /// left as it was.
 pub fn release() -> Released {
     let mut released = Released::default();
-    let stack = std::fs::read_to_string(Path::new("/proc/self/maps"))
-        .ok()
-        .and_then(|maps| find_mapping(&maps, "[stack]"));
-    if let Some((low, high)) = stack {
+    // one read serves both: smaps has every mapping's maps line, and its page counts
+    let smaps = std::fs::read_to_string(Path::new("/proc/self/smaps")).unwrap_or_default();
+    if let Some((low, high)) = find_mapping(&smaps, "[stack]") {
         // 16 KiB below this frame: far more than the madvise call made from here needs
         released.stack = crate::sys::release_stack_below(low, high, 16 * 1024).unwrap_or(0);
     }
-    if let Ok(smaps) = std::fs::read_to_string(Path::new("/proc/self/smaps")) {
-        for (start, end) in clean_file_mappings(&smaps) {
-            if crate::sys::drop_file_pages(start, end - start).is_ok() {
-                released.code += end - start;
-            }
+    for (start, end) in clean_file_mappings(&smaps) {
+        if crate::sys::drop_file_pages(start, end - start).is_ok() {
+            released.code += end - start;
         }
     }
+    drop(smaps);
     // last, so that what reading the maps allocated goes back too
     crate::sys::trim_heap();
     released
@@ -145,6 +144,11 @@ Anonymous:             0 kB
                 (0x663000, 0x165c000),
                 (0x7fb907f82000, 0x7fb9080d8000)
             ]
+        );
+        // release() finds the stack in the same text
+        assert_eq!(
+            find_mapping(smaps, "[heap]"),
+            Some((0x29771000, 0x29779000))
         );
     }
 
