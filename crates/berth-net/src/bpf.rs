@@ -8,7 +8,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 // commands (enum bpf_cmd)
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -282,12 +282,6 @@ impl Program {
             .u32(8, attach_type)
             .call_fd(BPF_LINK_CREATE)?;
         Ok(Link { _fd: fd })
-    }
-}
-
-impl AsFd for Program {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 
